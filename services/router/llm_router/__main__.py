@@ -1,0 +1,3 @@
+from llm_router.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP endpoints: OpenAI-compatible chat, routing decisions, operations."""

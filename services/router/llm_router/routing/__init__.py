@@ -1,0 +1,1 @@
+"""From a chat request to a tier: turn extraction, the decision, dispatch."""

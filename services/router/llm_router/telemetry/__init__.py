@@ -1,0 +1,1 @@
+"""Metrics, the per-request log line, and CloudWatch EMF records."""
