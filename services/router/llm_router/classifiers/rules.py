@@ -138,7 +138,8 @@ _TASK_PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
         (
             re.compile(
                 r"\b(design|architect|plan)\b.{0,60}\b(system|service|platform|"
-                r"architecture|pipeline|infrastructure)\b",
+                r"architecture|pipeline|infrastructure|store|database|cache|"
+                r"queue|network|cluster)\b",
                 _I,
             ),
             3.0,

@@ -1,0 +1,186 @@
+"""Shared test helpers: real servers on loopback, fakes and factories."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from llm_router.app import create_app
+from llm_router.service import RouterService
+from llm_router.settings import Settings
+
+LOOPBACK = "127.0.0.1"
+
+
+@contextlib.contextmanager
+def serve(app: Any, *, host: str = LOOPBACK) -> Iterator[str]:
+    """Run an ASGI app under a real uvicorn server on an ephemeral port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            msg = "uvicorn did not start within 10 s"
+            raise RuntimeError(msg)
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for tests: rules classifier, memory cache, no env leakage."""
+    values: dict[str, Any] = {"classifier": "rules", "cache_backend": "memory"}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextlib.contextmanager
+def serve_router(
+    policy_file: Path | None = None, **overrides: Any
+) -> Iterator[tuple[str, RouterService]]:
+    """The router app on a real uvicorn server; yields its URL and service."""
+    settings = make_settings(policy_file=policy_file, **overrides)
+    service = RouterService.from_settings(settings)
+    with serve(create_app(settings, service)) as url:
+        yield url, service
+
+
+def write_policy(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:
+    """Write a policy file and return its path."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@dataclass
+class UpstreamScript:
+    """What the fake OpenAI upstream does next; tests change it between calls.
+
+    `status`: answer with this HTTP status and an OpenAI error body.
+    `delay_s`: sleep before answering (first byte).
+    `break_after_chunks`: in a stream, drop the connection after this many chunks.
+    """
+
+    status: int = 200
+    delay_s: float = 0.0
+    retry_after: str | None = None
+    break_after_chunks: int | None = None
+    content: str = "Hello from the fake upstream."
+    prompt_tokens: int = 11
+    completion_tokens: int = 7
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fake_openai_upstream(script: UpstreamScript) -> Starlette:
+    """An OpenAI-compatible chat server speaking the real protocol, SSE included."""
+
+    async def completions(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        script.requests.append(body)
+        if script.delay_s:
+            await asyncio.sleep(script.delay_s)
+        if script.status != 200:
+            headers = {"retry-after": script.retry_after} if script.retry_after else {}
+            error = {"error": {"message": f"fake failure {script.status}"}}
+            return JSONResponse(error, script.status, headers=headers)
+        usage = {
+            "prompt_tokens": script.prompt_tokens,
+            "completion_tokens": script.completion_tokens,
+            "total_tokens": script.prompt_tokens + script.completion_tokens,
+        }
+        base = {"id": "chatcmpl-fake", "created": 1, "model": body["model"]}
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": script.content},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": usage,
+                }
+            )
+
+        async def events() -> AsyncIterator[bytes]:
+            words = script.content.split(" ")
+            for i, word in enumerate(words):
+                if script.break_after_chunks is not None and i >= (
+                    script.break_after_chunks
+                ):
+                    raise ConnectionResetError("fake upstream dropped the stream")
+                delta = {"content": word if i == 0 else " " + word}
+                chunk = {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                }
+                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+            final = {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
+            yield b"data: " + orjson.dumps(final) + b"\n\n"
+            if (body.get("stream_options") or {}).get("include_usage"):
+                tail = {**base, "object": "chat.completion.chunk", "choices": []}
+                tail["usage"] = usage
+                yield b"data: " + orjson.dumps(tail) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(
+        routes=[Route("/v1/chat/completions", completions, methods=["POST"])]
+    )
+
+
+def openai_policy(base_url: str, **tier_extra: Any) -> str:
+    """A three-tier policy whose tiers all call one OpenAI-compatible upstream."""
+    extra = "".join(f"    {k}: {v}\n" for k, v in tier_extra.items())
+    tiers = "".join(
+        f"  {name}:\n    provider: upstream\n    model: up-{name}\n"
+        f"    input_usd_per_million: {price}\n"
+        f"    output_usd_per_million: {price * 4}\n{extra}"
+        for name, price in (("small", 0.1), ("medium", 1.0), ("large", 3.0))
+    )
+    return (
+        "version: 1\nname: test-openai\n"
+        f"providers:\n  upstream:\n    type: openai\n    base_url: {base_url}/v1\n"
+        f"tiers:\n{tiers}"
+    )
