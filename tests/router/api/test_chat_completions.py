@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+
 from helpers import (
     UpstreamScript,
     fake_openai_upstream,
@@ -16,7 +17,6 @@ from helpers import (
     serve_router,
     write_policy,
 )
-
 from llm_router.service import RouterService
 
 FIZZBUZZ = "Write a simple FizzBuzz program in Python."
@@ -57,7 +57,8 @@ def test_auto_routes_fizzbuzz_to_small_and_reports_the_decision(
     assert raw.headers["x-request-id"]
     assert completion.model == "sim-small"
     assert "small tier" in (completion.choices[0].message.content or "")
-    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
 
 
 def test_auto_routes_distributed_system_design_to_large(
@@ -191,7 +192,7 @@ def test_openai_provider_forwards_to_an_upstream_with_usage_and_stream(
     script = UpstreamScript(content="one two three four")
     with serve(fake_openai_upstream(script)) as upstream:
         policy = write_policy(tmp_path, openai_policy(upstream))
-        with serve_router(policy) as (url, service):
+        with serve_router(policy) as (url, _service):
             client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
             completion = client.chat.completions.create(
                 model="medium", messages=[{"role": "user", "content": "hi"}]
