@@ -15,7 +15,7 @@ from llm_router.cache.base import DecisionCache
 from llm_router.classifiers.base import Classifier
 from llm_router.classifiers.factory import build_classifier
 from llm_router.errors import ConfigError
-from llm_router.policy.loader import load_default_policy, load_policy
+from llm_router.policy.loader import load_default_policy, load_policy, parse_policy
 from llm_router.policy.schema import Policy
 from llm_router.providers import Provider, build_provider
 from llm_router.routing.router import Router
@@ -113,12 +113,13 @@ class RouterService:
 
 
 def read_policy(settings: Settings) -> Policy:
-    """The policy file the settings name, or the embedded default."""
-    policy = (
-        load_policy(settings.policy_file)
-        if settings.policy_file is not None
-        else load_default_policy()
-    )
+    """The inline policy, the policy file, or the embedded default, in that order."""
+    if settings.policy is not None:
+        policy = parse_policy(settings.policy, source="LLM_ROUTER_POLICY")
+    elif settings.policy_file is not None:
+        policy = load_policy(settings.policy_file)
+    else:
+        policy = load_default_policy()
     return apply_tier_targets(policy, settings.tier_targets)
 
 

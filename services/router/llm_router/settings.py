@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(
         default=None, description="Policy YAML; the embedded default when unset."
     )
+    policy: str | None = Field(
+        default=None,
+        description="Policy YAML text, for platforms where a stack passes the "
+        "policy inline (Lambda, ECS); wins over `policy_file`.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
