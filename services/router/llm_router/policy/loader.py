@@ -90,8 +90,11 @@ def _lookup(match: re.Match[str], path: str) -> str:
 def _describe(exc: ValidationError, source: str) -> str:
     lines = [f"{source} is not a valid policy:"]
     for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        location = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
+        if not location:
+            lines.append(f"- {message}")
+            continue
         if error["type"] in {"missing", "extra_forbidden"}:
             lines.append(f"- {location}: {message}.")
             continue

@@ -153,7 +153,11 @@ class ComplexityRules(_Strict):
 class RoutingRules(_Strict):
     """How a classification becomes a tier."""
 
-    tasks: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TASK_TIERS))
+    tasks: dict[str, str] | None = Field(
+        default=None,
+        description="Task -> base tier. Unset: the default map (needs tiers "
+        "small, medium and large). Unlisted tasks use the default tier.",
+    )
     complexity: ComplexityRules = Field(default_factory=ComplexityRules)
     min_confidence: float = Field(default=0.3, ge=0, le=1)
     default_tier: str | None = Field(
@@ -198,7 +202,16 @@ class Policy(_Strict):
                     "neither the tier nor the provider sets `region`."
                 )
                 raise ValueError(msg)
-        for task, tier_name in self.routing.tasks.items():
+        if self.routing.tasks is None and not set(DEFAULT_TASK_TIERS.values()) <= set(
+            tiers
+        ):
+            msg = (
+                "routing.tasks is not set, and the default task map needs tiers "
+                f"small, medium and large; this policy has {known_tiers}. "
+                "Set routing.tasks to map each task to one of them."
+            )
+            raise ValueError(msg)
+        for task, tier_name in self.task_tiers.items():
             if task not in TASKS:
                 msg = (
                     f"Unknown task {task!r} in routing.tasks. "
@@ -227,6 +240,13 @@ class Policy(_Strict):
             )
             raise ValueError(msg)
         return self
+
+    @property
+    def task_tiers(self) -> dict[str, str]:
+        """Task -> base tier, with the default map when none is configured."""
+        if self.routing.tasks is None:
+            return DEFAULT_TASK_TIERS
+        return self.routing.tasks
 
     @property
     def tier_names(self) -> list[str]:

@@ -55,7 +55,7 @@ def choose_tier(policy: Policy, result: Classification) -> tuple[str, str]:
         return policy.default_tier, reason
 
     tiers = policy.tier_names
-    base = routing.tasks.get(task, policy.default_tier)
+    base = policy.task_tiers.get(task, policy.default_tier)
     shift = routing.complexity.shift(result.complexity)
     index = min(len(tiers) - 1, max(0, tiers.index(base) + shift))
     reason = f"task {task} ({confidence:.2f}) -> {base}"
