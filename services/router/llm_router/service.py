@@ -90,10 +90,12 @@ class RouterService:
         policy = read_policy(settings)
         classifier = build_classifier(settings)
         cache = build_cache(settings)
+        sinks: tuple[Sink, ...] = ()
         if settings.emf_enabled:
-            msg = "LLM_ROUTER_EMF_ENABLED is set but this build has no EMF writer."
-            raise ConfigError(msg)
-        return cls(settings, policy, classifier, cache=cache)
+            from llm_router.telemetry.emf import EMFWriter
+
+            sinks = (EMFWriter(settings.emf_namespace),)
+        return cls(settings, policy, classifier, cache=cache, sinks=sinks)
 
     @property
     def policy(self) -> Policy:

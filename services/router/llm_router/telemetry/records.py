@@ -56,6 +56,11 @@ class Recorder:
     def __init__(self, metrics: Metrics, sinks: tuple[Sink, ...] = ()) -> None:
         self.metrics = metrics
         self.sinks = sinks
+        # A sink that writes the access fields itself (the EMF writer) replaces
+        # the access line, so each request still logs exactly one line.
+        self.log_access = not any(
+            getattr(sink, "carries_access_log", False) for sink in sinks
+        )
 
     def record(self, rec: RequestRecord) -> None:
         """Account one finished request everywhere."""
@@ -75,7 +80,7 @@ class Recorder:
             m.tokens.labels(tier, model, "input").inc(rec.input_tokens)
             m.tokens.labels(tier, model, "output").inc(rec.output_tokens)
             m.cost_usd.labels(tier, model).inc(rec.cost_usd)
-        if access_logger.isEnabledFor(logging.INFO):
+        if self.log_access and access_logger.isEnabledFor(logging.INFO):
             access_logger.info("%s", _LazyJSON(rec))
         for sink in self.sinks:
             sink(rec)
