@@ -18,6 +18,8 @@ from llm_router import __version__
 from llm_router.api import chat, operations
 from llm_router.api.schemas import ChatCompletionRequest
 from llm_router.errors import RequestError
+from llm_router.reliability.auth import AuthMiddleware
+from llm_router.reliability.reload import PolicyReloader
 from llm_router.service import RouterService
 from llm_router.settings import Settings
 
@@ -35,8 +37,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await app.state.service.aclose()
+        reloader = PolicyReloader(app.state.service)
+        await reloader.start()
+        try:
+            yield
+        finally:
+            await reloader.stop()
+            await app.state.service.aclose()
 
     app = FastAPI(
         title="llm-router",
@@ -68,6 +75,8 @@ def create_app(
     app.include_router(operations.router)
     _install_error_handlers(app)
 
+    if service.api_keys:
+        app.add_middleware(AuthMiddleware, keys=service.api_keys)
     app.add_middleware(RequestIdMiddleware)
 
     return app

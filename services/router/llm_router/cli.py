@@ -90,7 +90,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=30,
+        # Open requests and streams get this long to finish after SIGTERM.
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
     return 0
 

@@ -6,6 +6,7 @@ One `RouterService` lives in each process. The HTTP layer reads it from
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -18,6 +19,17 @@ from llm_router.errors import ConfigError
 from llm_router.policy.loader import load_default_policy, load_policy, parse_policy
 from llm_router.policy.schema import Policy
 from llm_router.providers import Provider, build_provider
+from llm_router.reliability.auth import ApiKeys, load_api_keys
+from llm_router.reliability.breaker import Breakers
+from llm_router.reliability.budgets import (
+    Budgets,
+    DynamoDBSpend,
+    RedisSpend,
+    SpendStore,
+)
+from llm_router.reliability.dispatch import Dispatcher
+from llm_router.reliability.limits import RateLimiter
+from llm_router.reliability.stores import connect_redis
 from llm_router.routing.router import Router
 from llm_router.settings import Settings
 from llm_router.telemetry.metrics import Metrics
@@ -70,19 +82,40 @@ class RouterService:
         metrics: Metrics | None = None,
         cache: DecisionCache | None = None,
         sinks: tuple[Sink, ...] = (),
+        api_keys: ApiKeys | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.recorder = Recorder(self.metrics, sinks)
-        self.router = Router(
-            policy,
-            classifier,
-            self.metrics,
-            cache=cache,
-            cache_ttl_s=settings.cache_ttl_s,
+        self.generation = Generation(
+            Router(
+                policy,
+                classifier,
+                self.metrics,
+                cache=cache,
+                cache_ttl_s=settings.cache_ttl_s,
+            ),
+            _build_providers(policy),
         )
-        self.providers: dict[str, Provider] = _build_providers(policy)
+        self._retired: set[Generation] = set()
+        self._closers: set[asyncio.Task[None]] = set()
         self.recent = RecentRequests(settings.feedback_window_s)
+        self.api_keys = api_keys or load_api_keys(settings, read_secret=False)
+        self.limiter = build_limiter(settings, self.metrics)
+        self.budgets = build_budgets(settings, self.metrics)
+        self.breakers = Breakers(
+            self.metrics,
+            threshold=settings.breaker_failures,
+            open_s=settings.breaker_open_s,
+        )
+        self.dispatcher = Dispatcher(
+            self.metrics,
+            self.breakers,
+            self.budgets,
+            retries=settings.retries_per_tier,
+            retry_budget_s=settings.retry_budget_s,
+            backoff_s=settings.retry_backoff_s,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RouterService:
@@ -95,23 +128,142 @@ class RouterService:
             from llm_router.telemetry.emf import EMFWriter
 
             sinks = (EMFWriter(settings.emf_namespace),)
-        return cls(settings, policy, classifier, cache=cache, sinks=sinks)
+        api_keys = load_api_keys(settings)
+        return cls(
+            settings, policy, classifier, cache=cache, sinks=sinks, api_keys=api_keys
+        )
+
+    @property
+    def router(self) -> Router:
+        """The router of the current policy."""
+        return self.generation.router
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        """The providers of the current policy."""
+        return self.generation.providers
 
     @property
     def policy(self) -> Policy:
-        return self.router.policy
+        """The current policy."""
+        return self.generation.router.policy
 
     def provider_for(self, tier: str) -> Provider:
         """The provider serving a tier of the current policy."""
-        return self.providers[self.policy.tiers[tier].provider]
+        return self.generation.provider_for(tier)
+
+    def reload(self) -> bool:
+        """Re-read the policy; on success swap policy and providers at once.
+
+        Requests in flight keep the generation they started with; its providers
+        are closed once the longest of its upstream timeouts has passed. An
+        invalid policy keeps the running one, and is logged and counted.
+        """
+        try:
+            policy = read_policy(self.settings)
+            providers = _build_providers(policy)
+        except ConfigError as exc:
+            self.metrics.policy_reloads.labels("error").inc()
+            logger.error("policy reload failed, keeping the running policy: %s", exc)
+            return False
+
+        old = self.generation
+        router = Router(
+            policy,
+            old.router.classifier,
+            self.metrics,
+            cache=old.router.cache,
+            cache_ttl_s=self.settings.cache_ttl_s,
+        )
+        self.generation = Generation(router, providers)
+        self.metrics.policy_reloads.labels("ok").inc()
+        logger.info(
+            "policy %r reloaded (version %s)", policy.name, router.policy_version
+        )
+        self._retire(old)
+        return True
+
+    def _retire(self, old: Generation) -> None:
+        self._retired.add(old)
+        linger = max((t.timeouts.total for t in old.policy.tiers.values()), default=0)
+
+        async def close_later() -> None:
+            await asyncio.sleep(linger + 1)
+            await self._close_generation(old)
+
+        try:
+            task = asyncio.get_running_loop().create_task(close_later())
+        except RuntimeError:  # no loop (the CLI): nothing can be in flight
+            return
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _close_generation(self, generation: Generation) -> None:
+        self._retired.discard(generation)
+        for provider in generation.providers.values():
+            await provider.aclose()
 
     async def aclose(self) -> None:
-        """Close upstream pools, the cache and the classifier."""
-        for provider in self.providers.values():
-            await provider.aclose()
+        """Close upstream pools, shared stores, the cache and the classifier."""
+        for task in list(self._closers):
+            task.cancel()
+        for generation in [*self._retired, self.generation]:
+            await self._close_generation(generation)
+        await self.budgets.aclose()
+        if self.limiter is not None:
+            await self.limiter.aclose()
         if self.router.cache is not None:
             await self.router.cache.aclose()
         await self.router.classifier.aclose()
+
+
+class Generation:
+    """One policy with the providers built for it; swapped whole on reload."""
+
+    __slots__ = ("has_budgets", "policy", "providers", "router")
+
+    def __init__(self, router: Router, providers: dict[str, Provider]) -> None:
+        self.router = router
+        self.policy = router.policy
+        self.providers = providers
+        self.has_budgets = any(
+            tier.daily_budget_usd is not None for tier in self.policy.tiers.values()
+        )
+
+    def provider_for(self, tier: str) -> Provider:
+        """The provider serving a tier of this generation's policy."""
+        return self.providers[self.policy.tiers[tier].provider]
+
+
+def build_limiter(settings: Settings, metrics: Metrics) -> RateLimiter | None:
+    """The per-key rate limiter, or None when no limit is set."""
+    if (
+        settings.rate_limit_requests_per_min is None
+        and settings.rate_limit_tokens_per_min is None
+    ):
+        return None
+    redis = connect_redis(settings) if settings.limits_backend == "redis" else None
+    return RateLimiter(
+        metrics,
+        requests_per_min=settings.rate_limit_requests_per_min,
+        tokens_per_min=settings.rate_limit_tokens_per_min,
+        redis=redis,
+    )
+
+
+def build_budgets(settings: Settings, metrics: Metrics) -> Budgets:
+    """Daily tier budgets, with spend in the store the settings name."""
+    store: SpendStore | None = None
+    if settings.budgets_backend == "redis":
+        store = RedisSpend(connect_redis(settings))
+    elif settings.budgets_backend == "dynamodb":
+        store = DynamoDBSpend(
+            settings.budgets_dynamodb_table,
+            region=settings.dynamodb_region or settings.aws_region,
+            endpoint_url=settings.dynamodb_endpoint_url,
+            timeout_s=max(settings.store_timeout_s, 1.0),
+        )
+    return Budgets(metrics, store, refresh_s=settings.budgets_refresh_s)
 
 
 def read_policy(settings: Settings) -> Policy:

@@ -24,10 +24,11 @@ from llm_router.errors import (
     RequestError,
     UpstreamError,
 )
-from llm_router.providers.base import JSON, UpstreamCall, Usage
+from llm_router.providers.base import JSON, Completion, Provider, UpstreamCall, Usage
 from llm_router.providers.simulated import estimate_prompt_tokens
+from llm_router.reliability.auth import ANONYMOUS
 from llm_router.routing.decision import Decision
-from llm_router.service import RouterService
+from llm_router.service import Generation, RouterService
 from llm_router.telemetry.records import RequestRecord
 
 logger = logging.getLogger(__name__)
@@ -39,32 +40,38 @@ _SSE_DONE = b"data: [DONE]\n\n"
 async def chat_completions(request: Request) -> Response:
     """Route one chat request and return the upstream's answer."""
     service: RouterService = request.app.state.service
+    # One generation for the whole request: a reload mid-request changes
+    # nothing this request sees.
+    generation = service.generation
     started = time.perf_counter()
     request_id = request.state.request_id
-    rec = RequestRecord(request_id=request_id)
+    key_id: str = request.scope["state"].get("api_key_id", ANONYMOUS)
+    rec = RequestRecord(request_id=request_id, api_key_id=key_id)
     try:
+        if service.limiter is not None:
+            await service.limiter.admit(key_id)
         body = await read_json_body(request, service.settings.max_body_bytes)
         chat = validate_chat(body, service)
-        decision = await service.router.decide(body["messages"], chat.model)
+        decision = await generation.router.decide(body["messages"], chat.model)
+        _describe_decision(rec, decision)
+        tier = decision.tier
+        if generation.has_budgets:
+            tier, why = await service.budgets.choose(generation.policy, tier)
+            if why is not None:
+                rec.reason = f"{rec.reason}; {why}"
     except RequestError as exc:
         rec.status, rec.error = exc.status_code, exc.code or "invalid_request"
         service.recorder.record(rec)
         raise
 
-    _describe_decision(rec, decision)
     service.recent.remember(request_id, decision.tier, decision.task)
     headers = decision_headers(decision, request_id)
-    call = UpstreamCall(
-        tier=decision.tier,
-        config=service.policy.tiers[decision.tier],
-        body=_upstream_body(body, service, decision.tier),
-        request_id=request_id,
-    )
-    rec.provider = service.provider_for(decision.tier).name
     if chat.stream:
         include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-        return await _stream(service, call, rec, headers, include_usage, started)
-    return await _complete(service, call, rec, headers)
+        return await _stream(
+            service, generation, tier, body, rec, headers, include_usage, started
+        )
+    return await _complete(service, generation, tier, body, rec, headers)
 
 
 async def read_json_body(request: Request, limit: int) -> Any:
@@ -143,46 +150,65 @@ def decision_headers(decision: Decision, request_id: str) -> dict[str, str]:
 
 async def _complete(
     service: RouterService,
-    call: UpstreamCall,
+    generation: Generation,
+    tier: str,
+    body: JSON,
     rec: RequestRecord,
     headers: dict[str, str],
 ) -> Response:
-    provider = service.provider_for(call.tier)
     sent = time.perf_counter()
     try:
-        completion = await provider.complete(call)
+        call, completion = await service.dispatcher.run(
+            generation.policy, generation.providers, tier, body, _complete_once, rec
+        )
     except UpstreamError as exc:
         _fail(service, rec, exc, sent)
         raise
     rec.upstream_ms = (time.perf_counter() - sent) * 1000
-    body = completion.body
-    body["model"] = call.config.model
+    _answered_by(generation, rec, headers, call)
+    answer = completion.body
+    answer["model"] = call.config.model
     _account(service, rec, call, completion.usage)
-    return Response(orjson.dumps(body), media_type=_JSON, headers=headers)
+    return Response(orjson.dumps(answer), media_type=_JSON, headers=headers)
+
+
+async def _complete_once(provider: Provider, call: UpstreamCall) -> Completion:
+    return await provider.complete(call)
+
+
+async def _open_stream(
+    provider: Provider, call: UpstreamCall
+) -> tuple[AsyncIterator[JSON], JSON | None]:
+    # Wait for the first chunk before answering, so a failure before the
+    # first byte is still an HTTP error the client (and fallback) can see.
+    chunks = provider.stream(call).__aiter__()
+    try:
+        return chunks, await chunks.__anext__()
+    except StopAsyncIteration:
+        return chunks, None
 
 
 async def _stream(
     service: RouterService,
-    call: UpstreamCall,
+    generation: Generation,
+    tier: str,
+    body: JSON,
     rec: RequestRecord,
     headers: dict[str, str],
     include_usage: bool,
     started: float,
 ) -> Response:
-    provider = service.provider_for(call.tier)
     rec.stream = True
     sent = time.perf_counter()
-    chunks = provider.stream(call).__aiter__()
     try:
-        # Wait for the first chunk before answering, so a failure before the
-        # first byte is still an HTTP error the client (and fallback) can see.
-        first = await chunks.__anext__()
-    except StopAsyncIteration:
-        first = None
+        call, (chunks, first) = await service.dispatcher.run(
+            generation.policy, generation.providers, tier, body, _open_stream, rec
+        )
     except UpstreamError as exc:
         _fail(service, rec, exc, sent)
         raise
     rec.ttft_ms = (time.perf_counter() - started) * 1000
+    _answered_by(generation, rec, headers, call)
 
     async def events() -> AsyncIterator[bytes]:
         usage = Usage()
@@ -217,17 +243,21 @@ async def _stream(
     )
 
 
-def _upstream_body(body: JSON, service: RouterService, tier: str) -> JSON:
-    cap = service.policy.tiers[tier].max_tokens
-    if cap is None:
-        return body
-    body = dict(body)
-    for key in ("max_tokens", "max_completion_tokens"):
-        if isinstance(body.get(key), int):
-            body[key] = min(body[key], cap)
-    if "max_tokens" not in body and "max_completion_tokens" not in body:
-        body["max_tokens"] = cap
-    return body
+def _answered_by(
+    generation: Generation,
+    rec: RequestRecord,
+    headers: dict[str, str],
+    call: UpstreamCall,
+) -> None:
+    """Point the record and headers at the tier that actually answered."""
+    rec.provider = generation.providers[call.config.provider].name
+    headers["x-router-routed-tier"] = rec.routed_tier
+    headers["x-router-fallbacks"] = str(rec.fallbacks)
+    if call.tier != rec.routed_tier:
+        rec.tier = call.tier
+        rec.model = call.config.model
+        headers["x-router-tier"] = call.tier
+        headers["x-router-model"] = call.config.model
 
 
 def _describe_decision(rec: RequestRecord, decision: Decision) -> None:
@@ -247,6 +277,10 @@ def _account(
 ) -> None:
     rec.input_tokens, rec.output_tokens = usage.input_tokens, usage.output_tokens
     rec.cost_usd = call.config.cost_usd(usage.input_tokens, usage.output_tokens)
+    if call.config.daily_budget_usd is not None:
+        service.budgets.charge(call.tier, rec.cost_usd)
+    if service.limiter is not None and rec.api_key_id is not None:
+        service.limiter.charge(rec.api_key_id, usage.input_tokens + usage.output_tokens)
     rec.upstream_ms = round(rec.upstream_ms, 3)
     if rec.ttft_ms is not None:
         rec.ttft_ms = round(rec.ttft_ms, 3)

@@ -1,0 +1,1 @@
+"""Keeping the router up and honest: fallbacks, breakers, auth, limits, budgets."""
