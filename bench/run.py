@@ -1,0 +1,479 @@
+"""Run the side-by-side benchmark: direct, llm-router and LiteLLM's proxy.
+
+    uv run python -m bench.run          # full run, rewrites docs/benchmarks.md
+    uv run python -m bench.run --quick  # smoke run, bench/results/quick/
+
+The full run needs `wrk` (Debian package) and creates LiteLLM's own virtualenv
+in `bench/.venv-litellm` if it is absent. The quick run uses the aiohttp load
+generator only and skips LiteLLM when its virtualenv is absent, saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import decision, loadgen, processes, report
+from bench.processes import ROOT, Server
+
+CHAT_PATH = "/v1/chat/completions"
+
+
+@dataclass
+class Plan:
+    """What one run measures and for how long."""
+
+    quick: bool
+    delays_ms: tuple[float, ...]
+    concurrencies: tuple[int, ...]
+    duration_s: float
+    ttft_duration_s: float
+    warmup_s: float
+    rounds_c1: int
+    decision_samples: int
+    use_wrk: bool
+    litellm_venv: Path | None
+    router_nolog: bool
+    out_dir: Path
+    doc: Path | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Cell:
+    """One path at one setting: throughput and latency percentiles in ms."""
+
+    path: str
+    delay_ms: float
+    stream: bool
+    concurrency: int
+    tool: str
+    requests: int
+    errors: int
+    rps: float
+    p50: float
+    p95: float
+    p99: float
+    ttft_p50: float = math.nan
+    ttft_p95: float = math.nan
+    ttft_p99: float = math.nan
+    rounds: int = 1
+
+
+def build_plan(args: argparse.Namespace) -> Plan:
+    """Turn the command line into a plan, checking the tools it needs."""
+    venv = Path(args.litellm_venv)
+    notes: list[str] = []
+    if args.quick:
+        if args.skip_litellm:
+            venv_or_none = None
+            notes.append("LiteLLM skipped: --skip-litellm was given.")
+        elif processes.litellm_ready(venv):
+            venv_or_none = venv
+        else:
+            venv_or_none = None
+            notes.append(
+                f"LiteLLM skipped: its virtualenv {venv} is absent "
+                "(the full run creates it)."
+            )
+        return Plan(
+            quick=True,
+            delays_ms=(0.0,),
+            concurrencies=(1, 8),
+            duration_s=args.duration or 0.4,
+            ttft_duration_s=0.0,
+            warmup_s=0.2,
+            rounds_c1=1,
+            decision_samples=300,
+            use_wrk=False,
+            litellm_venv=venv_or_none,
+            router_nolog=False,
+            out_dir=Path(args.out or ROOT / "bench" / "results" / "quick"),
+            doc=None,
+            notes=notes,
+        )
+
+    if not loadgen.wrk_available():
+        msg = "The full run needs `wrk` on PATH: apt-get install -y wrk (Debian)."
+        raise SystemExit(msg)
+    if args.skip_litellm:
+        venv_or_none = None
+        notes.append("LiteLLM skipped: --skip-litellm was given.")
+    else:
+        print(f"preparing LiteLLM {processes.LITELLM_VERSION} in {venv}", flush=True)
+        processes.ensure_litellm(venv)
+        venv_or_none = venv
+    out_dir = Path(args.out or ROOT / "bench" / "results" / "full")
+    return Plan(
+        quick=False,
+        delays_ms=(0.0, 50.0),
+        concurrencies=(1, 32, 128),
+        duration_s=args.duration or 8.0,
+        ttft_duration_s=4.0,
+        warmup_s=1.0,
+        rounds_c1=3,
+        decision_samples=20_000,
+        use_wrk=True,
+        litellm_venv=venv_or_none,
+        router_nolog=True,
+        out_dir=out_dir,
+        doc=None if args.no_doc else ROOT / "docs" / "benchmarks.md",
+        notes=notes,
+    )
+
+
+def measure(plan: Plan) -> dict[str, Any]:
+    """Run every path at every setting and the decision benchmark."""
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    load_before = os.getloadavg()
+    cells: list[Cell] = []
+    memory: list[dict[str, Any]] = []
+    servers_info: dict[str, Any] = {}
+    for delay in plan.delays_ms:
+        print(f"== upstream delay {delay:g} ms", flush=True)
+        cells_here, memory_here, info = _measure_delay(plan, delay)
+        cells.extend(cells_here)
+        memory.extend(memory_here)
+        servers_info.update(info)
+
+    print("== decision microbenchmark", flush=True)
+    decisions = _measure_decisions(plan)
+    return {
+        "meta": _describe_run(plan, started, load_before, servers_info),
+        "cells": [asdict(c) for c in cells],
+        "memory": memory,
+        "decision": [asdict(d) for d in decisions],
+        "notes": plan.notes,
+    }
+
+
+def _measure_delay(
+    plan: Plan, delay: float
+) -> tuple[list[Cell], list[dict[str, Any]], dict[str, Any]]:
+    workdir = plan.out_dir
+    upstream = processes.start_upstream(delay, workdir)
+    servers: dict[str, Server] = {}
+    try:
+        servers["direct"] = upstream
+        # The access log goes to a file, as a container's stdout would.
+        servers["router"] = processes.start_router(upstream.url, workdir)
+        if plan.router_nolog:
+            servers["router (no access log)"] = processes.start_router(
+                upstream.url,
+                workdir,
+                name="router-nolog",
+                LLM_ROUTER_ACCESS_LOG="false",
+            )
+        if plan.litellm_venv is not None:
+            servers["litellm"] = processes.start_litellm(
+                upstream.url, workdir, plan.litellm_venv
+            )
+        info = _describe_servers(servers)
+        idle = {name: processes.rss_mb(s.pid) for name, s in servers.items()}
+
+        cells: list[Cell] = []
+        for stream in (False, True):
+            script = loadgen.write_wrk_script(
+                workdir / f"chat-{'stream' if stream else 'plain'}.lua", stream=stream
+            )
+            for server in servers.values():
+                _warm_up(plan, server.url + CHAT_PATH, stream)
+            for concurrency in plan.concurrencies:
+                cells.extend(
+                    _measure_setting(plan, servers, script, delay, stream, concurrency)
+                )
+
+        memory = [
+            {
+                "path": name,
+                "delay_ms": delay,
+                "idle_mb": round(idle[name], 1),
+                "after_load_mb": round(processes.rss_mb(server.pid), 1),
+            }
+            for name, server in servers.items()
+            if name != "direct"
+        ]
+    finally:
+        for server in reversed(list(servers.values())):
+            processes.stop(server)
+        processes.stop(upstream)
+    return cells, memory, info
+
+
+def _warm_up(plan: Plan, url: str, stream: bool) -> None:
+    loadgen.run_async(
+        loadgen.run_aiohttp(url, concurrency=8, duration_s=plan.warmup_s, stream=stream)
+    )
+
+
+def _measure_setting(
+    plan: Plan,
+    servers: dict[str, Server],
+    script: Path,
+    delay: float,
+    stream: bool,
+    concurrency: int,
+) -> list[Cell]:
+    """All paths at one setting, side by side; c=1 in interleaved rounds."""
+    rounds = plan.rounds_c1 if concurrency == 1 else 1
+    duration = plan.duration_s / rounds if rounds > 1 else plan.duration_s
+    results: dict[str, list[loadgen.LoadResult]] = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, server in servers.items():
+            results[name].append(
+                _load(
+                    plan, server.url + CHAT_PATH, script, concurrency, duration, stream
+                )
+            )
+    ttfts: dict[str, loadgen.LoadResult] = {}
+    if stream and plan.use_wrk:
+        for name, server in servers.items():
+            ttfts[name] = loadgen.run_async(
+                loadgen.run_aiohttp(
+                    server.url + CHAT_PATH,
+                    concurrency=concurrency,
+                    duration_s=plan.ttft_duration_s,
+                    stream=True,
+                )
+            )
+
+    cells = []
+    for name, runs in results.items():
+        cell = _combine(name, runs, delay, stream, concurrency)
+        first_token = ttfts.get(name) or (runs[0] if stream else None)
+        if first_token is not None:
+            cell.ttft_p50 = first_token.ttft(50)
+            cell.ttft_p95 = first_token.ttft(95)
+            cell.ttft_p99 = first_token.ttft(99)
+        print(
+            f"  {'stream' if stream else 'plain '} c={concurrency:<3} {name:<24} "
+            f"{cell.rps:9.1f} req/s  p50 {cell.p50:8.2f} ms  p99 {cell.p99:8.2f} ms"
+            f"  errors {cell.errors}",
+            flush=True,
+        )
+        cells.append(cell)
+    return cells
+
+
+def _load(
+    plan: Plan,
+    url: str,
+    script: Path,
+    concurrency: int,
+    duration: float,
+    stream: bool,
+) -> loadgen.LoadResult:
+    if plan.use_wrk:
+        return loadgen.run_wrk(
+            url, script, concurrency=concurrency, duration_s=duration
+        )
+    return loadgen.run_async(
+        loadgen.run_aiohttp(
+            url, concurrency=concurrency, duration_s=duration, stream=stream
+        )
+    )
+
+
+def _combine(
+    name: str,
+    runs: list[loadgen.LoadResult],
+    delay: float,
+    stream: bool,
+    concurrency: int,
+) -> Cell:
+    """One cell from interleaved rounds: the median of each figure."""
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    return Cell(
+        path=name,
+        delay_ms=delay,
+        stream=stream,
+        concurrency=concurrency,
+        tool=runs[0].tool,
+        requests=sum(r.requests for r in runs),
+        errors=sum(r.errors for r in runs),
+        rps=median([r.rps for r in runs]),
+        p50=median([r.latency(50) for r in runs]),
+        p95=median([r.latency(95) for r in runs]),
+        p99=median([r.latency(99) for r in runs]),
+        rounds=len(runs),
+    )
+
+
+def _measure_decisions(plan: Plan) -> list[decision.DecisionResult]:
+    results = [
+        asyncio.run(decision.measure_in_process("rules", plan.decision_samples)),
+        asyncio.run(decision.measure_in_process("learned", plan.decision_samples // 4)),
+    ]
+    if plan.quick:
+        results.append(
+            decision.DecisionResult("triton", note="not measured in quick mode")
+        )
+    else:
+        results.append(decision.measure_triton(2_000))
+    for each in results:
+        print(
+            f"  decision {each.classifier:<8} p50 {each.p50_ms:.4f} ms  "
+            f"p99 {each.p99_ms:.4f} ms  {each.note}",
+            flush=True,
+        )
+    return results
+
+
+def _describe_servers(servers: dict[str, Server]) -> dict[str, Any]:
+    libraries = ("uvloop", "httptools")
+    return {
+        name: {
+            "pid_libraries": processes.loaded_libraries(server.pid, libraries),
+        }
+        for name, server in servers.items()
+    }
+
+
+def _describe_run(
+    plan: Plan,
+    started: float,
+    load_before: tuple[float, float, float],
+    servers: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "date": dt.datetime.fromtimestamp(started, dt.UTC).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
+        "duration_s": round(time.time() - started),
+        "command": "uv run python -m bench.run " + " ".join(sys.argv[1:]),
+        "quick": plan.quick,
+        "machine": {
+            "nproc": os.cpu_count(),
+            "cpu": _cpu_model(),
+            "kernel": platform.release(),
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "versions": _versions(plan),
+        "servers": servers,
+        "classifier": os.environ.get("LLM_ROUTER_CLASSIFIER", "rules (default)"),
+        "settings": {
+            "delays_ms": plan.delays_ms,
+            "concurrencies": plan.concurrencies,
+            "duration_s": plan.duration_s,
+            "ttft_duration_s": plan.ttft_duration_s,
+            "rounds_c1": plan.rounds_c1,
+            "load_generator": "wrk" if plan.use_wrk else "aiohttp",
+        },
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions(plan: Plan) -> dict[str, str]:
+    from importlib.metadata import version
+
+    versions = {
+        "python": platform.python_version(),
+        "router_commit": _git_commit(),
+        "llm-router": version("llm-router"),
+        "uvicorn": version("uvicorn"),
+        "fastapi": version("fastapi"),
+        "aiohttp": version("aiohttp"),
+    }
+    if plan.use_wrk:
+        done = subprocess.run(
+            ["wrk", "--version"], capture_output=True, text=True, check=False
+        )
+        versions["wrk"] = (done.stdout or done.stderr).split()[1]
+    if plan.litellm_venv is not None:
+        done = subprocess.run(
+            [
+                str(plan.litellm_venv / "bin" / "python"),
+                "-c",
+                "import importlib.metadata as m; print(m.version('litellm'))",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        versions["litellm"] = done.stdout.strip() or "unknown"
+    return versions
+
+
+def _git_commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    commit = done.stdout.strip() or "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "services/router"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return commit + ("+dirty" if dirty else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write the results and the report."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run, seconds")
+    parser.add_argument("--out", help="results folder (JSON, logs, quick report)")
+    parser.add_argument(
+        "--duration", type=float, help="seconds per measurement (default 8; quick 0.4)"
+    )
+    parser.add_argument(
+        "--litellm-venv",
+        default=str(processes.DEFAULT_LITELLM_VENV),
+        help="LiteLLM's own virtualenv (created by the full run if absent)",
+    )
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument(
+        "--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md"
+    )
+    args = parser.parse_args(argv)
+    plan = build_plan(args)
+    for note in plan.notes:
+        print(note, flush=True)
+
+    results = measure(plan)
+    results_file = plan.out_dir / "results.json"
+    results_file.write_bytes(
+        orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    )
+    doc = plan.doc or plan.out_dir / "benchmarks.md"
+    report.write_report(results, doc, doc.with_suffix(".png"))
+    print(f"results: {results_file}\nreport: {doc}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
