@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -91,12 +95,16 @@ class UpstreamScript:
     `status`: answer with this HTTP status and an OpenAI error body.
     `delay_s`: sleep before answering (first byte).
     `break_after_chunks`: in a stream, drop the connection after this many chunks.
+    `chunk_delay_s`: in a stream, sleep before each chunk (a slow generation).
+    `failures`: answer `status` this many times, then 200 (None: always `status`).
     """
 
     status: int = 200
     delay_s: float = 0.0
     retry_after: str | None = None
     break_after_chunks: int | None = None
+    chunk_delay_s: float = 0.0
+    failures: int | None = None
     content: str = "Hello from the fake upstream."
     prompt_tokens: int = 11
     completion_tokens: int = 7
@@ -111,7 +119,12 @@ def fake_openai_upstream(script: UpstreamScript) -> Starlette:
         script.requests.append(body)
         if script.delay_s:
             await asyncio.sleep(script.delay_s)
-        if script.status != 200:
+        failing = script.status != 200 and (
+            script.failures is None or script.failures > 0
+        )
+        if failing and script.failures is not None:
+            script.failures -= 1
+        if failing:
             headers = {"retry-after": script.retry_after} if script.retry_after else {}
             error = {"error": {"message": f"fake failure {script.status}"}}
             return JSONResponse(error, script.status, headers=headers)
@@ -144,6 +157,8 @@ def fake_openai_upstream(script: UpstreamScript) -> Starlette:
                     script.break_after_chunks
                 ):
                     raise ConnectionResetError("fake upstream dropped the stream")
+                if script.chunk_delay_s:
+                    await asyncio.sleep(script.chunk_delay_s)
                 delta = {"content": word if i == 0 else " " + word}
                 chunk = {
                     **base,
@@ -184,3 +199,115 @@ def openai_policy(base_url: str, **tier_extra: Any) -> str:
         f"providers:\n  upstream:\n    type: openai\n    base_url: {base_url}/v1\n"
         f"tiers:\n{tiers}"
     )
+
+
+@dataclass
+class RouterProcess:
+    """A `llm-router serve` process on loopback, its output captured to files."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+
+    def output(self) -> str:
+        """Everything the process wrote so far, stdout then stderr."""
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(
+            errors="replace"
+        )
+
+    def rss_bytes(self) -> int:
+        """The process's resident set size, from /proc."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        msg = f"no VmRSS in /proc/{self.process.pid}/status"
+        raise RuntimeError(msg)
+
+
+@contextlib.contextmanager
+def router_process(
+    tmp_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[RouterProcess]:
+    """Run `python -m llm_router serve` on port 0 and wait until it answers."""
+    stdout, stderr = tmp_path / "router.out", tmp_path / "router.err"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_ROUTER_")}
+    full_env.update({"LLM_ROUTER_CLASSIFIER": "rules", **(env or {})})
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llm_router", "serve", "--port", "0", *args],
+            stdout=out,
+            stderr=err,
+            env=full_env,
+        )
+    running = RouterProcess("", process, stdout, stderr)
+    try:
+        deadline = time.monotonic() + 30
+        while not running.url:
+            found = re.search(r"running on (http://[0-9.:]+)", running.output())
+            if found:
+                running.url = found.group(1)
+            elif process.poll() is not None or time.monotonic() > deadline:
+                msg = f"router process did not start: {running.output()[-2000:]}"
+                raise RuntimeError(msg)
+            else:
+                time.sleep(0.05)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class RedisServer:
+    """A real `redis-server` on a free loopback port, stoppable mid-test."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://{LOOPBACK}:{self.port}/0"
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                LOOPBACK,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection((LOOPBACK, self.port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    msg = "redis-server did not start within 10 s"
+                    raise RuntimeError(msg) from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Kill the server (SIGKILL: an outage, not a clean shutdown)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def free_port() -> int:
+    """A currently free loopback port (only for servers that cannot take port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
