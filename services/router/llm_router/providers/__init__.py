@@ -27,9 +27,13 @@ def build_provider(
         from llm_router.providers.openai import OpenAIProvider
 
         return OpenAIProvider(name, config)
+    if isinstance(config, BedrockConfig):
+        from llm_router.providers.bedrock import BedrockProvider
+
+        return BedrockProvider(name, config)
     msg = (
-        f"Provider {name!r} has type 'bedrock', which this build does not "
-        "include yet. Known provider types: simulated, openai."
+        f"Provider {name!r} has an unknown type. "
+        "Known provider types: simulated, openai, bedrock."
     )
     raise ConfigError(msg)
 
