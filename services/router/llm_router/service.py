@@ -305,9 +305,17 @@ def build_cache(settings: Settings) -> DecisionCache | None:
         from llm_router.cache.memory import MemoryCache
 
         return MemoryCache(settings.cache_max_entries)
+    if settings.cache_backend == "redis":
+        from llm_router.cache.redis import RedisCache
+
+        return RedisCache.from_settings(settings)
+    if settings.cache_backend == "dynamodb":
+        from llm_router.cache.dynamodb import DynamoDBCache
+
+        return DynamoDBCache.from_settings(settings)
     msg = (
-        f"Cache backend {settings.cache_backend!r} is not available in this "
-        "build. Known backends: memory, none."
+        f"Cache backend {settings.cache_backend!r} is unknown. Known backends: "
+        "memory, redis, dynamodb, none."
     )
     raise ConfigError(msg)
 
