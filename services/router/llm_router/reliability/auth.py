@@ -57,7 +57,7 @@ class ApiKeys:
 def parse_keys(text: str) -> list[str]:
     """Keys from comma- or newline-separated text, or a JSON list of them."""
     text = text.strip()
-    if text[:1] in "[{":
+    if text[:1] in ("[", "{"):
         try:
             value: Any = orjson.loads(text)
         except orjson.JSONDecodeError:
