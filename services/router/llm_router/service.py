@@ -121,7 +121,8 @@ class RouterService:
     def from_settings(cls, settings: Settings) -> RouterService:
         """Load the policy and build every part the settings name."""
         policy = read_policy(settings)
-        classifier = build_classifier(settings)
+        metrics = Metrics()
+        classifier = build_classifier(settings, metrics=metrics)
         cache = build_cache(settings)
         sinks: tuple[Sink, ...] = ()
         if settings.emf_enabled:
@@ -130,7 +131,13 @@ class RouterService:
             sinks = (EMFWriter(settings.emf_namespace),)
         api_keys = load_api_keys(settings)
         return cls(
-            settings, policy, classifier, cache=cache, sinks=sinks, api_keys=api_keys
+            settings,
+            policy,
+            classifier,
+            metrics=metrics,
+            cache=cache,
+            sinks=sinks,
+            api_keys=api_keys,
         )
 
     @property

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     triton_protocol: Literal["grpc", "http"] = "grpc"
     triton_model: str = "task_classifier"
     triton_timeout_ms: float = Field(default=50.0, gt=0)
+    triton_backoff_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Pause before retrying Triton after a failed call; doubles "
+        "with each consecutive failure up to `triton_backoff_max_s`.",
+    )
+    triton_backoff_max_s: float = Field(default=30.0, gt=0)
 
     cache_backend: Literal["memory", "redis", "dynamodb", "none"] = "memory"
     cache_ttl_s: int = Field(default=3600, ge=1)

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
 from llm_router.api.schemas import FeedbackRequest, RouteRequest, dump_messages
-from llm_router.classifiers.base import TASKS
+from llm_router.classifiers.base import TASKS, Classifier
 from llm_router.errors import InvalidRequest, NotFound
 from llm_router.routing.router import AUTO
 from llm_router.service import RouterService
@@ -83,14 +83,22 @@ async def readyz(request: Request) -> JSONResponse:
     """Readiness: the policy and classifier are loaded."""
     service = _service(request)
     classifier = service.router.classifier
+    classifier_ready = await classifier.ready()
     report: dict[str, object] = {
         "status": "ready",
         "policy": service.policy.name,
         "policy_version": service.router.policy_version,
         "classifier": classifier.name,
-        "classifier_ready": await classifier.ready(),
+        "classifier_ready": classifier_ready,
         "tiers": service.policy.tier_names,
     }
+    fallback = getattr(classifier, "fallback", None)
+    if isinstance(fallback, Classifier):
+        # A remote classifier (Triton) that cannot be reached still answers
+        # through its in-process fallback: reported, never a reason to be unready.
+        report["classifier_reachable"] = classifier_ready
+        report["classifier_fallback"] = fallback.name
+        report["classifier_ready"] = classifier_ready or await fallback.ready()
     cache = service.router.cache
     if cache is not None:
         report["cache"] = cache.backend

@@ -5,16 +5,26 @@ from __future__ import annotations
 from llm_router.classifiers.base import Classifier
 from llm_router.errors import ConfigError
 from llm_router.settings import Settings
+from llm_router.telemetry.metrics import Metrics
 
 
-def build_classifier(settings: Settings) -> Classifier:
-    """The configured classifier; heavy dependencies load only when chosen."""
+def build_classifier(
+    settings: Settings, *, metrics: Metrics | None = None
+) -> Classifier:
+    """The configured classifier; heavy dependencies load only when chosen.
+
+    `metrics` receives the counts of a remote classifier's fallbacks.
+    """
+    if settings.classifier == "triton":
+        from llm_router.classifiers.triton import TritonClassifier
+
+        return TritonClassifier.from_settings(settings, metrics=metrics)
     if settings.classifier == "rules":
         from llm_router.classifiers.rules import RulesClassifier
 
         return RulesClassifier()
     msg = (
         f"Classifier {settings.classifier!r} is not available in this build. "
-        "Known classifiers: rules."
+        "Known classifiers: rules, triton."
     )
     raise ConfigError(msg)
