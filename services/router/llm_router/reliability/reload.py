@@ -62,12 +62,25 @@ class PolicyReloader:
         self.service.reload()
 
     async def _watch(self, path: Path, directory: Path) -> None:
-        from watchfiles import awatch
+        from watchfiles import Change, awatch
 
         logger.info("watching %s for policy changes", path)
+        # Only the policy file itself, or a ConfigMap's `..data` symlink swap,
+        # counts: other files in the directory (logs) must not wake us.
+        names = {path.name, "..data"}
+
+        def relevant(_change: Change, changed: str) -> bool:
+            return Path(changed).name in names
+
+        # watchfiles logs every batch of changes at INFO.
+        logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
         try:
             async for _changes in awatch(
-                directory, stop_event=self._stop, debounce=self.debounce_ms
+                directory,
+                stop_event=self._stop,
+                debounce=self.debounce_ms,
+                watch_filter=relevant,
+                recursive=False,
             ):
                 current = _read(path)
                 if current is None or current == self._last:
