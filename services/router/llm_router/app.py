@@ -76,7 +76,9 @@ def create_app(
     _install_error_handlers(app)
 
     if service.api_keys:
-        app.add_middleware(AuthMiddleware, keys=service.api_keys)
+        app.add_middleware(
+            AuthMiddleware, keys=service.api_keys, recorder=service.recorder
+        )
     app.add_middleware(RequestIdMiddleware)
 
     return app

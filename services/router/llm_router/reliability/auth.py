@@ -23,6 +23,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llm_router.errors import AuthenticationFailed, ConfigError
+from llm_router.telemetry.records import Recorder, RequestRecord
 
 if TYPE_CHECKING:
     from llm_router.settings import Settings
@@ -105,9 +106,10 @@ def read_secret_keys(secret_arn: str, region: str | None = None) -> list[str]:
 class AuthMiddleware:
     """Refuses `/v1/` requests without an accepted key (pure ASGI, no buffering)."""
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys) -> None:
+    def __init__(self, app: ASGIApp, keys: ApiKeys, recorder: Recorder) -> None:
         self.app = app
         self.keys = keys
+        self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(_PROTECTED_PREFIX):
@@ -116,6 +118,15 @@ class AuthMiddleware:
         presented = _presented_key(scope["headers"])
         key_id = self.keys.identify(presented) if presented else None
         if key_id is None:
+            state = scope.get("state") or {}
+            self.recorder.record(
+                RequestRecord(
+                    request_id=state.get("request_id", ""),
+                    status=401,
+                    endpoint=scope["path"],
+                    error="invalid_api_key",
+                )
+            )
             await _refuse(send, missing=not presented)
             return
         scope.setdefault("state", {})["api_key_id"] = key_id
