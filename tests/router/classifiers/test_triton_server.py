@@ -28,7 +28,13 @@ from tritonclient.utils import InferenceServerException
 from helpers import make_settings
 from llm_router.classifiers.base import TASKS, Classification, Classifier, Turn
 from llm_router.classifiers.factory import build_classifier
-from llm_router.classifiers.triton import TritonClassifier
+from llm_router.classifiers.triton import (
+    COMPLEXITY_OUTPUT,
+    CONTEXT_INPUT,
+    PROBABILITIES_OUTPUT,
+    TEXT_INPUT,
+    TritonClassifier,
+)
 from llm_router.settings import Settings
 from llm_router.telemetry.metrics import Metrics
 
@@ -122,6 +128,11 @@ def test_launcher_serves_the_repository_model_on_loopback(triton: Any) -> None:
     assert [entry["name"] for entry in repository] == ["task_classifier"]
     assert config["backend"] == "python"
     assert "dynamic_batching" in config, config
+    assert [i["name"] for i in config["input"]] == [TEXT_INPUT, CONTEXT_INPUT]
+    assert [o["name"] for o in config["output"]] == [
+        PROBABILITIES_OUTPUT,
+        COMPLEXITY_OUTPUT,
+    ]
     assert [o["dims"] for o in config["output"]] == [[len(TASKS)], [1]]
     for endpoint in (triton.endpoints.http, triton.endpoints.grpc):
         assert endpoint.startswith("127.0.0.1:"), endpoint
