@@ -135,6 +135,7 @@ class KitMocks(pulumi.runtime.Mocks):
                 f"application-inference-profile/{digest[:12]}",
             },
             "aws:ecr/repository:Repository": {
+                "arn": f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{name}",
                 "registryId": ACCOUNT,
                 "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{name}",
             },

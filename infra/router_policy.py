@@ -22,7 +22,11 @@ GEO_PREFIXES: Final = ("us", "eu", "apac", "jp", "au", "ca", "us-gov", "global")
 
 @dataclass(frozen=True)
 class BedrockTier:
-    """One policy tier served by Bedrock, as the stacks need to see it."""
+    """One policy tier served by Bedrock, as the stacks need to see it.
+
+    `model` is what the router would invoke without a stack: the tier's
+    `target` when set, else its `model`. The tier's profile copies from it.
+    """
 
     tier: str
     model: str
@@ -62,7 +66,9 @@ class RouterPolicy:
                 continue
             # The policy validator guarantees one of the two regions is set.
             region = tier.region or provider.region or ""
-            found.append(BedrockTier(tier=name, model=tier.model, region=region))
+            found.append(
+                BedrockTier(tier=name, model=tier.invoke_target, region=region)
+            )
         return found
 
 
@@ -90,7 +96,7 @@ def parse_router_policy(text: str, *, source: str) -> RouterPolicy:
     for tier in router_policy.bedrock_tiers:
         if tier.model.startswith("arn:"):
             msg = (
-                f"{source}: tiers.{tier.tier}.model is an ARN ({tier.model!r}). The "
+                f"{source}: tiers.{tier.tier} invokes an ARN ({tier.model!r}). The "
                 "stacks create the tier's inference profile themselves; give the "
                 "model id or a cross-region profile id such as "
                 "'us.amazon.nova-lite-v1:0'."

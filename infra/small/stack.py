@@ -29,17 +29,10 @@ from infra.components.router_wiring import (
 )
 from infra.config import PROJECT_ROOT, KitConfig
 from infra.iam import assume_role_policy, policy_document, statement
+from llm_router.cache.dynamodb import HASH_KEY, TTL_ATTRIBUTE
 
-# The decision cache's item layout, shared with llm_router.cache.dynamodb.
-CACHE_KEY_ATTRIBUTE = "key"
-CACHE_TTL_ATTRIBUTE = "expires_at"
-CACHE_ACTIONS = (
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:DescribeTable",
-)
+# What the router's DynamoDB cache reads and writes (conditional puts).
+CACHE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 
 
 @dataclass(frozen=True)
@@ -144,9 +137,9 @@ class SmallStack(pulumi.ComponentResource):
         return aws.dynamodb.Table(
             f"{self._name}-decisions",
             billing_mode="PAY_PER_REQUEST",
-            hash_key=CACHE_KEY_ATTRIBUTE,
-            attributes=[{"name": CACHE_KEY_ATTRIBUTE, "type": "S"}],
-            ttl={"attribute_name": CACHE_TTL_ATTRIBUTE, "enabled": True},
+            hash_key=HASH_KEY,
+            attributes=[{"name": HASH_KEY, "type": "S"}],
+            ttl={"attribute_name": TTL_ATTRIBUTE, "enabled": True},
             point_in_time_recovery={"enabled": True},
             server_side_encryption={"enabled": True},
             tags=dict(self._tags),

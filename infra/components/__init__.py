@@ -1,0 +1,1 @@
+"""Components every stack composes: wiring, image, Bedrock profiles, cost alarms."""

@@ -1,0 +1,1 @@
+"""CrossGuard policy pack: `pulumi preview --policy-pack infra/policy_pack`."""
