@@ -92,10 +92,13 @@ class BedrockReply:
     instead of a result. `stream_error`: in a stream, send this exception event
     (e.g. "modelStreamErrorException") after `stream_error_after` text deltas.
     `delay_s` delays the first byte; `chunk_delay_s` paces stream events.
+    `reasoning` adds a signed reasoning block before the text.
     """
 
     text: str = "Hello from the fake Bedrock runtime."
     tool_uses: list[ToolUse] = field(default_factory=list)
+    reasoning: str = ""
+    reasoning_signature: str = "c2lnbmVkLWJ5LXRoZS1mYWtl"
     stop_reason: str | None = None
     input_tokens: int = 13
     output_tokens: int = 9
@@ -138,6 +141,9 @@ class FakeBedrock:
         self.default = default or BedrockReply()
         self.requests: list[ReceivedRequest] = []
         self.url = ""
+        # Like Claude with thinking on: an assistant turn that called a tool
+        # must come back with its signed reasoning block first.
+        self.require_reasoning_before_tool_use = False
         self._queue: deque[Reply] = deque()
         self.app = Starlette(
             routes=[
@@ -168,9 +174,10 @@ class FakeBedrock:
         self.fail("ThrottlingException", "Too many requests, please wait.", times)
 
     def reset(self) -> None:
-        """Forget scripted replies and received requests."""
+        """Forget scripted replies, received requests and optional checks."""
         self._queue.clear()
         self.requests.clear()
+        self.require_reasoning_before_tool_use = False
 
     async def _converse(self, request: Request) -> Response:
         received, reply, refusal = await self._receive(request, "converse")
@@ -181,6 +188,14 @@ class FakeBedrock:
         if reply.error:
             return error_response(reply.error, reply.message, received.model_id)
         content: list[dict[str, Any]] = []
+        if reply.reasoning:
+            reasoning = {
+                "reasoningText": {
+                    "text": reply.reasoning,
+                    "signature": reply.reasoning_signature,
+                }
+            }
+            content.append({"reasoningContent": reasoning})
         if reply.text:
             content.append({"text": reply.text})
         content.extend(
@@ -243,6 +258,8 @@ class FakeBedrock:
             )
             return received, BedrockReply(), refusal
         invalid = validate_converse_body(body)
+        if invalid is None and self.require_reasoning_before_tool_use:
+            invalid = _check_reasoning_kept(body)
         if invalid is not None:
             return (
                 received,
@@ -403,13 +420,25 @@ def encode_exception_event(exception_type: str, message: str) -> bytes:
 
 async def _stream_events(reply: BedrockReply) -> AsyncIterator[bytes]:
     yield encode_converse_event("messageStart", {"role": "assistant"})
+    index = 0
+    if reply.reasoning:
+        for piece in (reply.reasoning[:3], reply.reasoning[3:]):
+            delta = {"reasoningContent": {"text": piece}}
+            yield encode_converse_event(
+                "contentBlockDelta", {"contentBlockIndex": index, "delta": delta}
+            )
+        signature = {"reasoningContent": {"signature": reply.reasoning_signature}}
+        yield encode_converse_event(
+            "contentBlockDelta", {"contentBlockIndex": index, "delta": signature}
+        )
+        yield encode_converse_event("contentBlockStop", {"contentBlockIndex": index})
+        index += 1
     words = reply.text.split(" ") if reply.text else []
     step = max(1, reply.words_per_delta)
     pieces = [
         " ".join(words[i : i + step]) + (" " if i + step < len(words) else "")
         for i in range(0, len(words), step)
     ]
-    index = 0
     for sent, piece in enumerate(pieces):
         if reply.stream_error and sent == reply.stream_error_after:
             yield encode_exception_event(
@@ -446,6 +475,22 @@ async def _stream_events(reply: BedrockReply) -> AsyncIterator[bytes]:
     if not reply.omit_metadata:
         metadata = {"usage": _usage(reply), "metrics": {"latencyMs": 42}}
         yield encode_converse_event("metadata", metadata)
+
+
+def _check_reasoning_kept(body: dict[str, Any]) -> str | None:
+    for index, message in enumerate(body["messages"]):
+        blocks = message["content"]
+        if message["role"] != "assistant" or not any("toolUse" in b for b in blocks):
+            continue
+        first = blocks[0].get("reasoningContent", {}).get("reasoningText", {})
+        if not first.get("signature"):
+            return (
+                f"messages.{index}.content.0.type: Expected `thinking` or "
+                "`redacted_thinking`, but found `tool_use`. When `thinking` is "
+                "enabled, a final `assistant` message must start with a thinking "
+                "block."
+            )
+    return None
 
 
 def _usage(reply: BedrockReply) -> dict[str, int]:

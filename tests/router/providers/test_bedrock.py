@@ -318,6 +318,32 @@ async def test_streamed_tool_calls_arrive_as_openai_tool_call_deltas(
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+async def test_reasoning_comes_back_as_reasoning_content_and_signed_blocks(
+    provider: BedrockProvider, fake: FakeBedrock
+) -> None:
+    fake.script(
+        BedrockReply(text="42.", reasoning="Six times seven."),
+        BedrockReply(text="42.", reasoning="Six times seven."),
+    )
+
+    completion = await provider.complete(make_call())
+    chunks = await collect(provider, make_call())
+
+    message = completion.body["choices"][0]["message"]
+    assert message["content"] == "42."
+    assert message["reasoning_content"] == "Six times seven."
+    signed = {"text": "Six times seven.", "signature": "c2lnbmVkLWJ5LXRoZS1mYWtl"}
+    assert message["reasoning_blocks"] == [signed]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == (
+        "Six times seven."
+    )
+    assert [d["reasoning_blocks"] for d in deltas if "reasoning_blocks" in d] == [
+        [signed]
+    ]
+    assert "".join(d.get("content") or "" for d in deltas) == "42."
+
+
 @pytest.mark.parametrize(
     ("stop_reason", "finish"),
     [
@@ -488,14 +514,17 @@ async def test_first_byte_timeout_is_a_504(
 async def test_total_timeout_ends_a_slow_stream_with_a_504(
     provider: BedrockProvider, fake: FakeBedrock
 ) -> None:
-    fake.script(BedrockReply(text=" ".join(["w"] * 40), chunk_delay_s=0.1))
-    call = make_call(timeouts=Timeouts(total=0.6))
+    await provider.complete(make_call())  # the region client exists already
+    fake.script(
+        BedrockReply(text=" ".join(["w"] * 40), chunk_delay_s=0.1, words_per_delta=1)
+    )
+    call = make_call(timeouts=Timeouts(total=1.0))
 
     received: list[JSON] = []
     with pytest.raises(UpstreamTimeout) as caught:
         await collect(provider, call, received)
 
-    assert 1 <= len(received) < 20
+    assert 1 <= len(received) < 40
     assert "total timeout" in caught.value.message
 
 

@@ -361,6 +361,43 @@ def test_tool_call_round_trip_through_the_sdk(
     }
 
 
+def test_signed_reasoning_survives_a_tool_round_trip_through_the_sdk(
+    client: openai.OpenAI, fake: FakeBedrock
+) -> None:
+    fake.require_reasoning_before_tool_use = True
+    fake.script(
+        BedrockReply(
+            text="",
+            reasoning="Need the weather tool.",
+            tool_uses=[ToolUse("get_weather", {"city": "Oslo"}, "tu_2")],
+        ),
+        BedrockReply(text="Mild."),
+    )
+    messages: list[dict[str, object]] = [
+        {"role": "user", "content": "Weather in Oslo?"}
+    ]
+    first = client.chat.completions.create(
+        model="large", messages=messages, tools=[WEATHER_TOOL]
+    )
+    assistant = first.choices[0].message.model_dump(exclude_none=True)
+    result = {"role": "tool", "tool_call_id": "tu_2", "content": "9 C"}
+
+    without = {k: v for k, v in assistant.items() if k != "reasoning_blocks"}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="large", messages=[*messages, without, result], tools=[WEATHER_TOOL]
+        )
+    second = client.chat.completions.create(
+        model="large", messages=[*messages, assistant, result], tools=[WEATHER_TOOL]
+    )
+
+    assert assistant["reasoning_content"] == "Need the weather tool."
+    assert "must start with a thinking block" in caught.value.message
+    assert second.choices[0].message.content == "Mild."
+    sent = fake.requests[-1].body["messages"][1]["content"]
+    assert sent[0]["reasoningContent"]["reasoningText"]["signature"]
+
+
 def test_streamed_tool_calls_reassemble_in_the_sdk(
     client: openai.OpenAI, fake: FakeBedrock
 ) -> None:

@@ -210,13 +210,35 @@ def test_unknown_stop_reasons_become_stop() -> None:
 def test_stream_translator_skips_events_without_an_openai_delta() -> None:
     translator = StreamTranslator(completion_id="id", model="m")
 
-    reasoning = {
+    citation = {
         "contentBlockDelta": {
             "contentBlockIndex": 0,
-            "delta": {"reasoningContent": {"text": "thinking"}},
+            "delta": {"citation": {"title": "a source"}},
         }
     }
-    assert translator.translate(reasoning) is None
+    assert translator.translate(citation) is None
     assert translator.translate({"contentBlockStop": {"contentBlockIndex": 0}}) is None
     assert translator.translate({"metadata": {"usage": {"inputTokens": 3}}}) is None
     assert translator.finish()["usage"]["prompt_tokens"] == 3
+
+
+def test_redacted_reasoning_round_trips_as_base64() -> None:
+    translator = StreamTranslator(completion_id="id", model="m")
+    redacted = {"reasoningContent": {"redactedContent": b"\x00opaque"}}
+
+    translator.translate(
+        {"contentBlockDelta": {"contentBlockIndex": 0, "delta": redacted}}
+    )
+    chunk = translator.translate({"contentBlockStop": {"contentBlockIndex": 0}})
+    assert chunk is not None
+    blocks = chunk["choices"][0]["delta"]["reasoning_blocks"]
+    request = build(
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "ok", "reasoning_blocks": blocks},
+            {"role": "user", "content": "and?"},
+        ]
+    )
+
+    first = request["messages"][1]["content"][0]
+    assert first == {"reasoningContent": {"redactedContent": b"\x00opaque"}}

@@ -31,6 +31,10 @@ FINISH_REASONS: dict[str, str] = {
 }
 IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
 _DATA_URL = re.compile(r"^data:image/(?P<format>[a-z]+);base64,(?P<data>.*)$", re.S)
+# Assistant-message field carrying Bedrock reasoning blocks (text + signature,
+# or redacted bytes as base64) out to clients and back in on the next turn:
+# Claude needs the signed blocks of a tool-calling turn returned unchanged.
+REASONING_BLOCKS = "reasoning_blocks"
 _SYSTEM_ROLES = ("system", "developer")
 _TOOL_CHOICES = "'auto', 'required', 'none' or {'type': 'function', ...}"
 
@@ -63,9 +67,12 @@ def to_openai_completion(response: JSON, *, completion_id: str, model: str) -> J
     message = (response.get("output") or {}).get("message") or {}
     texts: list[str] = []
     tool_calls: list[JSON] = []
+    reasoning: list[JSON] = []
     for block in message.get("content") or ():
         if "text" in block:
             texts.append(block["text"])
+        elif "reasoningContent" in block:
+            reasoning.append(_reasoning_to_openai(block["reasoningContent"]))
         elif "toolUse" in block:
             tool = block["toolUse"]
             tool_calls.append(
@@ -81,6 +88,9 @@ def to_openai_completion(response: JSON, *, completion_id: str, model: str) -> J
     reply: JSON = {"role": "assistant", "content": "".join(texts) or None}
     if tool_calls:
         reply["tool_calls"] = tool_calls
+    if reasoning:
+        reply["reasoning_content"] = "".join(r.get("text", "") for r in reasoning)
+        reply[REASONING_BLOCKS] = reasoning
     usage = usage_from_bedrock(response.get("usage"))
     return {
         "id": completion_id,
@@ -139,6 +149,7 @@ class StreamTranslator:
             "model": model,
         }
         self._tool_index: dict[int, int] = {}
+        self._reasoning: dict[int, JSON] = {}
         self.usage: Usage | None = None
         self._raw_usage: JSON | None = None
 
@@ -150,6 +161,8 @@ class StreamTranslator:
             return self._start_block(event["contentBlockStart"])
         if "contentBlockDelta" in event:
             return self._delta(event["contentBlockDelta"])
+        if "contentBlockStop" in event:
+            return self._stop_block(event["contentBlockStop"])
         if "messageStop" in event:
             reason = map_finish_reason(event["messageStop"].get("stopReason"))
             return self._chunk({}, finish_reason=reason)
@@ -190,8 +203,29 @@ class StreamTranslator:
             arguments = delta["toolUse"].get("input", "")
             call = {"index": index, "function": {"arguments": arguments}}
             return self._chunk({"tool_calls": [call]})
-        # Reasoning and citation deltas have no OpenAI chat equivalent.
+        if "reasoningContent" in delta:
+            return self._reason(block.get("contentBlockIndex", 0), delta)
+        # Citation deltas have no OpenAI chat equivalent.
         return None
+
+    def _reason(self, index: int, delta: JSON) -> JSON | None:
+        piece = delta["reasoningContent"]
+        held = self._reasoning.setdefault(index, {})
+        if "signature" in piece:
+            held["signature"] = held.get("signature", "") + piece["signature"]
+        if "redactedContent" in piece:
+            held["redacted"] = _b64(piece["redactedContent"])
+        if "text" in piece:
+            held["text"] = held.get("text", "") + piece["text"]
+            return self._chunk({"reasoning_content": piece["text"]})
+        return None
+
+    def _stop_block(self, stop: JSON) -> JSON | None:
+        # A reasoning block is complete (and signed) only at its stop event.
+        held = self._reasoning.pop(stop.get("contentBlockIndex", 0), None)
+        if held is None:
+            return None
+        return self._chunk({REASONING_BLOCKS: [held]})
 
     def _chunk(self, delta: JSON, finish_reason: str | None = None) -> JSON:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
@@ -287,7 +321,7 @@ def _image_block(url: str, where: str) -> JSON:
 
 
 def _assistant_blocks(message: JSON, where: str) -> list[JSON]:
-    blocks: list[JSON] = []
+    blocks = _reasoning_blocks(message.get(REASONING_BLOCKS), where)
     content = message.get("content")
     if content is not None:
         text = _plain_text(content, where, allow_refusal=True)
@@ -313,6 +347,49 @@ def _assistant_blocks(message: JSON, where: str) -> list[JSON]:
             }
         )
     return blocks
+
+
+def _reasoning_blocks(raw: Any, where: str) -> list[JSON]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _rejected(f"{where}.{REASONING_BLOCKS} must be an array.")
+    blocks: list[JSON] = []
+    for index, item in enumerate(raw):
+        if isinstance(item, dict) and isinstance(item.get("redacted"), str):
+            try:
+                data = base64.b64decode(item["redacted"], validate=True)
+            except (binascii.Error, ValueError):
+                data = None
+            if data is not None:
+                blocks.append({"reasoningContent": {"redactedContent": data}})
+                continue
+        elif isinstance(item, dict) and isinstance(item.get("text"), str):
+            text: JSON = {"text": item["text"]}
+            if isinstance(item.get("signature"), str):
+                text["signature"] = item["signature"]
+            blocks.append({"reasoningContent": {"reasoningText": text}})
+            continue
+        raise _rejected(
+            f"{where}.{REASONING_BLOCKS}[{index}] must be an object with 'text' "
+            "(and 'signature') or a base64 'redacted', as this router returned it."
+        )
+    return blocks
+
+
+def _reasoning_to_openai(block: JSON) -> JSON:
+    if "redactedContent" in block:
+        return {"redacted": _b64(block["redactedContent"])}
+    text = block.get("reasoningText") or {}
+    out: JSON = {"text": text.get("text", "")}
+    if text.get("signature"):
+        out["signature"] = text["signature"]
+    return out
+
+
+def _b64(data: bytes | str) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    return base64.b64encode(raw).decode()
 
 
 def _tool_result(message: JSON, where: str) -> JSON:
