@@ -64,7 +64,7 @@ class EMFWriter:
 
     def __init__(
         self, namespace: str = DEFAULT_NAMESPACE, stream: TextIO | None = None
-    ):
+    ) -> None:
         validate_namespace(namespace)
         self.namespace = namespace
         self._stream = stream
