@@ -500,14 +500,29 @@ async def test_mid_stream_throttling_event_is_a_429(
 async def test_first_byte_timeout_is_a_504(
     provider: BedrockProvider, fake: FakeBedrock
 ) -> None:
-    fake.script(BedrockReply(delay_s=2.0))
     call = make_call(timeouts=Timeouts(first_byte=0.3))
+    await provider.complete(call)  # creates this timeout's region client
+    fake.script(BedrockReply(delay_s=2.5))
 
     started = time.perf_counter()
     with pytest.raises(UpstreamTimeout) as caught:
         await provider.complete(call)
 
-    assert time.perf_counter() - started < 1.5
+    assert time.perf_counter() - started < 2.0
+    assert "first_byte" in caught.value.message
+
+
+async def test_a_stream_silent_past_first_byte_is_a_504(
+    provider: BedrockProvider, fake: FakeBedrock
+) -> None:
+    fake.script(BedrockReply(text="a b c d", chunk_delay_s=1.5))
+    call = make_call(timeouts=Timeouts(first_byte=0.4))
+
+    received: list[JSON] = []
+    with pytest.raises(UpstreamTimeout) as caught:
+        await collect(provider, call, received)
+
+    assert len(received) == 1  # the role chunk from messageStart
     assert "first_byte" in caught.value.message
 
 
@@ -586,9 +601,9 @@ async def test_one_client_per_region_is_reused(
 async def test_64_concurrent_streams_do_not_stall_each_other(
     provider: BedrockProvider, fake: FakeBedrock
 ) -> None:
-    # Each stream takes about 1 s upstream (20 deltas, 50 ms apart).
+    # Each stream takes about 2 s upstream (20 deltas, 100 ms apart).
     fake.default = BedrockReply(
-        text=" ".join(["word"] * 40), chunk_delay_s=0.05, output_tokens=20
+        text=" ".join(["word"] * 40), chunk_delay_s=0.1, output_tokens=20
     )
     first_content: list[float] = []
     finished: list[float] = []
@@ -612,7 +627,7 @@ async def test_64_concurrent_streams_do_not_stall_each_other(
     assert results == [20] * 64
     # Interleaved, not queued: every stream was producing before any ended.
     assert max(first_content) < min(finished), (max(first_content), min(finished))
-    assert wall < 16, f"64 streams of ~1 s took {wall:.1f} s"
+    assert wall < 16, f"64 streams of ~2 s took {wall:.1f} s"
 
 
 def test_router_without_bedrock_tiers_never_imports_aiobotocore() -> None:
