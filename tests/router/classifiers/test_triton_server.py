@@ -64,6 +64,19 @@ def load_launcher() -> ModuleType:
 launcher = load_launcher()
 
 
+def load_benchmark() -> ModuleType:
+    """Import `bench_latency.py` the way bench/ does: by path."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_latency", TRITON_DIR / "bench_latency.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_latency"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     workspace = tmp_path_factory.mktemp("triton-workspace")
@@ -261,3 +274,18 @@ async def test_ready_reports_the_model_ready(triton: Any) -> None:
         assert await classifier.ready()
     finally:
         await classifier.aclose()
+
+
+async def test_latency_benchmark_measures_triton_without_fallbacks(
+    triton: Any,
+) -> None:
+    bench = load_benchmark()
+
+    result = await bench.measure_latency_async(
+        "triton", 4, 40, triton_url=triton.endpoints.grpc, warmup=8
+    )
+
+    assert result.requests == 40
+    assert result.fallbacks == 0
+    assert 0 < result.p50_ms <= result.p99_ms
+    assert "| triton (grpc) | 4 | 40 |" in bench.format_table([result])
