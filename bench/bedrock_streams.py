@@ -104,7 +104,10 @@ def main() -> None:
             )
             url = f"http://127.0.0.1:{port}"
             _wait_ready(url)
-            asyncio.run(_measure(url, args.streams, args.deltas, args.delay_ms))
+            cpu = asyncio.run(
+                _measure(url, args.streams, args.deltas, args.delay_ms, router.pid)
+            )
+            print(f"router CPU           {cpu * 1000 / args.streams:.1f} ms per stream")
     finally:
         for process in (router, fake):
             if process is not None:
@@ -112,29 +115,58 @@ def main() -> None:
                 process.wait(timeout=10)
 
 
-async def _measure(url: str, streams: int, deltas: int, delay_ms: float) -> None:
+async def _measure(
+    url: str, streams: int, deltas: int, delay_ms: float, router_pid: int
+) -> float:
+    """Print the figures; return the router's CPU seconds for the N streams."""
     async with openai.AsyncOpenAI(
         base_url=url + "/v1", api_key="unused", max_retries=0
     ) as sdk:
         await _one(sdk, time.perf_counter())  # warm the router's Bedrock client
         single = await _one(sdk, time.perf_counter())
+        cpu_before = _cpu_seconds(router_pid)
+        ttft_before = _router_ttft(url)
         started = time.perf_counter()
         results = await asyncio.gather(*(_one(sdk, started) for _ in range(streams)))
         wall = time.perf_counter() - started
+        cpu = _cpu_seconds(router_pid) - cpu_before
+        ttft_after = _router_ttft(url)
 
     ttfts = sorted(ttft for ttft, _, _ in results)
     ends = [end for _, end, _ in results]
     tokens = sum(count for _, _, count in results)
     print(f"upstream pacing      {deltas} deltas x {delay_ms:g} ms per stream")
-    print(f"one stream alone     {single[1] * 1000:.0f} ms")
+    print(
+        f"one stream alone     first content {single[0] * 1000:.0f} ms, "
+        f"end {single[1] * 1000:.0f} ms"
+    )
     print(f"{streams} streams at once  wall {wall * 1000:.0f} ms")
     print(
         f"first content        p50 {statistics.median(ttfts) * 1000:.0f} ms, "
         f"max {ttfts[-1] * 1000:.0f} ms"
     )
+    router_ttft = (ttft_after[0] - ttft_before[0]) / (ttft_after[1] - ttft_before[1])
+    print(f"router-side TTFT     mean {router_ttft * 1000:.0f} ms (its own histogram)")
     print(f"first stream ended   {min(ends) * 1000:.0f} ms after start")
     print(f"output tokens        {tokens} (usage chunks of every stream)")
     print(f"serial would take    {single[1] * streams * 1000:.0f} ms")
+    return cpu
+
+
+def _router_ttft(url: str) -> tuple[float, float]:
+    """Sum and count of the router's time-to-first-token histogram."""
+    values = {"_sum": 0.0, "_count": 0.0}
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        for suffix in values:
+            if line.startswith(f"llm_router_time_to_first_token_seconds{suffix}{{"):
+                values[suffix] += float(line.rsplit(" ", 1)[1])
+    return values["_sum"], values["_count"]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _one(sdk: openai.AsyncOpenAI, started: float) -> tuple[float, float, int]:

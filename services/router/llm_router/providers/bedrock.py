@@ -19,8 +19,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any
 
-import aiohttp
-
 from llm_router.errors import (
     UpstreamError,
     UpstreamRejected,
@@ -189,6 +187,9 @@ class BedrockProvider(Provider):
         self, call: UpstreamCall, region: str, permission: str
     ) -> Iterator[None]:
         """Turn botocore and asyncio failures into the router's upstream errors."""
+        # Imported here, not at module level: aiohttp and botocore cost ~0.3 s
+        # of cold start each and are loaded with aiobotocore on the first call.
+        import aiohttp
         from botocore import exceptions as aws
 
         where = f"Bedrock {self.name!r} (target {call.target!r} in {region})"
