@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -40,6 +41,7 @@ MODEL_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 MODEL_NAME = "task_classifier"
 LOOPBACK = "127.0.0.1"
 _START_ATTEMPTS = 3  # ports are chosen free, but another process may take one
+_STUB_LINK_ERROR = "error while loading shared libraries"
 
 
 class TritonStartError(RuntimeError):
@@ -105,6 +107,7 @@ class TritonServer:
 
     def start(self, timeout_s: float = 90.0) -> TritonEndpoints:
         """Start the server and wait until the model is ready."""
+        self.workspace.mkdir(parents=True, exist_ok=True)
         backends = prepare_backends(self.workspace / "backends")
         last_error: TritonStartError | None = None
         for _ in range(_START_ATTEMPTS):
@@ -148,10 +151,7 @@ class TritonServer:
 
     def logs(self) -> str:
         """The server's output so far."""
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return _read(self.log_path)
 
     def _choose_endpoints(self) -> TritonEndpoints:
         http, grpc, metrics = (port or free_port() for port in self._ports)
@@ -284,8 +284,15 @@ def wait_ready(
         if process is None or process.poll() is not None:
             code = None if process is None else process.returncode
             msg = (
-                f"tritonserver exited with code {code} before the model was "
-                f"ready. Its log ({log_path}) ends with:\n{_tail(log_path)}"
+                f"tritonserver exited with code {code} before {MODEL_NAME} was "
+                f"ready. From its log ({log_path}):\n{summarize_log(log_path)}"
+            )
+            raise TritonStartError(msg)
+        # A stub that cannot load its libraries leaves Triton waiting for it.
+        if _STUB_LINK_ERROR in _read(log_path):
+            msg = (
+                "The Python backend stub could not load its shared libraries. "
+                f"From the log ({log_path}):\n{summarize_log(log_path)}"
             )
             raise TritonStartError(msg)
         try:
@@ -297,9 +304,23 @@ def wait_ready(
         time.sleep(0.1)
     msg = (
         f"tritonserver did not report {MODEL_NAME} ready within {timeout_s:.0f} s. "
-        f"Its log ({log_path}) ends with:\n{_tail(log_path)}"
+        f"From its log ({log_path}):\n{summarize_log(log_path)}"
     )
     raise TritonStartError(msg)
+
+
+def summarize_log(path: Path, width: int = 600) -> str:
+    """The log's error lines (Triton's `E...` lines and the loader's), or its tail."""
+    lines = _read(path).splitlines()
+    errors = [
+        line[:width]
+        for line in lines
+        if (re.match(r"E\d{4} ", line) or line.startswith("error"))
+        or _STUB_LINK_ERROR in line
+    ]
+    # Always logged on a machine without a GPU; not the reason for anything.
+    errors = [line for line in errors if "CudaDriverHelper" not in line]
+    return "\n".join(errors or [line[:width] for line in lines[-30:]]) or "(empty)"
 
 
 def free_port() -> int:
@@ -323,12 +344,11 @@ def serve_triton(
         server.close()
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        return path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+        return ""
 
 
 def main(argv: list[str] | None = None) -> int:
