@@ -19,6 +19,7 @@ from llm_router.cache.dynamodb import (
     VALUE_ATTRIBUTE,
     DynamoDBCache,
 )
+from llm_router.cache.guard import CacheUnavailable
 from llm_router.errors import ConfigError
 from llm_router.service import RouterService, build_cache
 
@@ -238,3 +239,31 @@ def test_requests_use_the_table_and_survive_it_going_away() -> None:
     finally:
         if not stopped:
             server.stop()
+
+
+@pytest.mark.usefixtures("aws_env")
+async def test_a_hung_endpoint_costs_one_timeout_then_is_skipped(
+    hung_server: int,
+) -> None:
+    cache = DynamoDBCache.from_settings(
+        make_settings(
+            dynamodb_endpoint_url=f"http://127.0.0.1:{hung_server}",
+            cache_timeout_ms=50,
+            cache_retry_s=30,
+        )
+    )
+    await cache._connect()  # the client is built once, outside any request
+    try:
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await cache.get("k")
+        first_s = time.perf_counter() - started
+        started = time.perf_counter()
+        with pytest.raises(CacheUnavailable):
+            await cache.set("k", b"v", ttl_s=60)
+        second_s = time.perf_counter() - started
+    finally:
+        await cache.aclose()
+
+    assert first_s < 0.5, f"a hung endpoint held the request for {first_s:.3f} s"
+    assert second_s < 0.005, f"a skipped table still cost {second_s:.4f} s"
