@@ -21,6 +21,22 @@ Calls take scripted replies in order; once the queue is empty every call gets
 `fake.default`. A reply may also be a function of the received request.
 Requests must be SigV4-signed for service `bedrock` (any key works): an
 unsigned one is answered like AWS would, with a 403.
+
+The API other tests build on:
+
+- `run_fake_bedrock(default=None)`: context manager yielding a `FakeBedrock`
+  whose `url` is the loopback endpoint (`FakeBedrock().app` is the bare ASGI
+  app, to serve some other way);
+- `FakeBedrock.script(*replies)`, `.fail(code, message, times)`,
+  `.throttle(times)`, `.reset()`, `.default`, `.requests` (`ReceivedRequest`:
+  operation, model_id, region from the SigV4 scope, body, headers) and
+  `.require_reasoning_before_tool_use` (Claude's thinking-block rule);
+- `BedrockReply`: text, tool uses, reasoning, stop reason, token counts,
+  an error instead of a result, a mid-stream exception event, pacing;
+- `use_fake_aws_credentials(monkeypatch)` / `fake_aws_environment()`: dummy
+  credentials and no AWS config files for botocore;
+- `encode_event`, `encode_converse_event`, `encode_exception_event`: raw
+  event-stream frames, for tests that need a malformed or custom stream.
 """
 
 from __future__ import annotations
