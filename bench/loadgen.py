@@ -91,6 +91,40 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+_HEADERS = {"content-type": "application/json"}
+
+
+async def _send(
+    session: aiohttp.ClientSession, url: str, body: bytes, stream: bool
+) -> tuple[float, float | None] | None:
+    """One request: (latency, time to first SSE event) in ms, None if it failed."""
+    started = time.perf_counter()
+    first = None
+    try:
+        async with session.post(url, data=body, headers=_HEADERS) as resp:
+            if resp.status != 200:
+                await resp.read()
+                return None
+            if stream:
+                async for line in resp.content:
+                    if first is None and line.startswith(b"data:"):
+                        first = time.perf_counter()
+            else:
+                await resp.read()
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    ended = time.perf_counter()
+    ttft = (first - started) * 1000 if first is not None else None
+    return (ended - started) * 1000, ttft
+
+
+def _session(connections: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+
+
 async def run_aiohttp(
     url: str,
     *,
@@ -100,52 +134,61 @@ async def run_aiohttp(
     model: str = "auto",
 ) -> LoadResult:
     """Closed-loop load from `concurrency` workers for `duration_s` seconds."""
-    latencies: list[float] = []
-    ttfts: list[float] = []
-    errors = 0
+    result = LoadResult(requests=0, errors=0, elapsed_s=0.0)
     counter = 0
-    headers = {"content-type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=30)
 
     async def worker(session: aiohttp.ClientSession, deadline: float) -> None:
-        nonlocal errors, counter
+        nonlocal counter
         while time.perf_counter() < deadline:
             counter += 1
             body = request_body(counter, stream=stream, model=model)
-            started = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=headers) as resp:
-                    if resp.status != 200:
-                        await resp.read()
-                        errors += 1
-                        continue
-                    if stream:
-                        first = None
-                        async for line in resp.content:
-                            if first is None and line.startswith(b"data:"):
-                                first = time.perf_counter()
-                        if first is not None:
-                            ttfts.append((first - started) * 1000)
-                    else:
-                        await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
-                errors += 1
-                continue
-            latencies.append((time.perf_counter() - started) * 1000)
+            _keep(result, await _send(session, url, body, stream))
 
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with _session(concurrency) as session:
         started = time.perf_counter()
         deadline = started + duration_s
         await asyncio.gather(*(worker(session, deadline) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return LoadResult(
-        requests=len(latencies),
-        errors=errors,
-        elapsed_s=elapsed,
-        latencies_ms=latencies,
-        ttfts_ms=ttfts,
-    )
+        result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+async def run_interleaved(
+    urls: dict[str, str], *, duration_s: float, stream: bool
+) -> dict[str, LoadResult]:
+    """Concurrency 1 on several paths, one request to each in turn.
+
+    Neighbouring requests to different paths share the machine's state at
+    that moment, so on a shared machine the difference between two paths'
+    percentiles reflects the paths, not who ran while a neighbour was busy.
+    """
+    results = {name: LoadResult(requests=0, errors=0, elapsed_s=0.0) for name in urls}
+    sessions = {name: _session(1) for name in urls}
+    counter = 0
+    try:
+        deadline = time.perf_counter() + duration_s
+        while time.perf_counter() < deadline:
+            counter += 1
+            for name, url in urls.items():
+                body = request_body(counter, stream=stream)
+                _keep(results[name], await _send(sessions[name], url, body, stream))
+    finally:
+        for session in sessions.values():
+            await session.close()
+    for result in results.values():
+        # The rate one connection gets on this path alone, not the rotation's.
+        result.elapsed_s = sum(result.latencies_ms) / 1000
+    return results
+
+
+def _keep(result: LoadResult, sample: tuple[float, float | None] | None) -> None:
+    if sample is None:
+        result.errors += 1
+        return
+    latency, ttft = sample
+    result.requests += 1
+    result.latencies_ms.append(latency)
+    if ttft is not None:
+        result.ttfts_ms.append(ttft)
 
 
 _WRK_SCRIPT = """

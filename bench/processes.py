@@ -8,6 +8,7 @@ from `/proc/<pid>/status` over the process and its children.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -41,6 +42,16 @@ class Server:
         return self.process.pid
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the harness dies.
+
+    A harness killed by a timeout must not leave proxies running on a shared
+    machine.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     """An ephemeral loopback port the kernel just handed out."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -58,6 +69,7 @@ def start_upstream(delay_ms: float, workdir: Path) -> Server:
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=errors,
+            preexec_fn=_die_with_parent,
         )
     assert process.stdout is not None
     line = process.stdout.readline().decode().strip()
@@ -116,6 +128,7 @@ def start_router(
             env={**os.environ, **env},
             stdout=output,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
     url = f"http://127.0.0.1:{port}"
     server = Server(name, process, url, log)
@@ -203,7 +216,12 @@ def start_litellm(upstream_url: str, workdir: Path, venv: Path) -> Server:
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=output, stderr=subprocess.STDOUT
+            command,
+            cwd=workdir,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
     server = Server("litellm", process, f"http://127.0.0.1:{port}", log)
     wait_ready(server, "/health/liveliness", timeout_s=120)

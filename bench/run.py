@@ -16,7 +16,6 @@ import datetime as dt
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -42,7 +41,6 @@ class Plan:
     duration_s: float
     ttft_duration_s: float
     warmup_s: float
-    rounds_c1: int
     decision_samples: int
     use_wrk: bool
     litellm_venv: Path | None
@@ -70,7 +68,13 @@ class Cell:
     ttft_p50: float = math.nan
     ttft_p95: float = math.nan
     ttft_p99: float = math.nan
-    rounds: int = 1
+    # At concurrency 1, the direct path's figures from the same interleaved
+    # run: "added" is measured against these, request by request neighbours.
+    direct_p50: float = math.nan
+    direct_p95: float = math.nan
+    direct_p99: float = math.nan
+    direct_ttft_p50: float = math.nan
+    direct_ttft_p99: float = math.nan
 
 
 def build_plan(args: argparse.Namespace) -> Plan:
@@ -96,7 +100,6 @@ def build_plan(args: argparse.Namespace) -> Plan:
             duration_s=args.duration or 0.4,
             ttft_duration_s=0.0,
             warmup_s=0.2,
-            rounds_c1=1,
             decision_samples=300,
             use_wrk=False,
             litellm_venv=venv_or_none,
@@ -124,7 +127,6 @@ def build_plan(args: argparse.Namespace) -> Plan:
         duration_s=args.duration or 8.0,
         ttft_duration_s=4.0,
         warmup_s=1.0,
-        rounds_c1=3,
         decision_samples=20_000,
         use_wrk=True,
         litellm_venv=venv_or_none,
@@ -228,91 +230,117 @@ def _measure_setting(
     stream: bool,
     concurrency: int,
 ) -> list[Cell]:
-    """All paths at one setting, side by side; c=1 in interleaved rounds."""
-    rounds = plan.rounds_c1 if concurrency == 1 else 1
-    duration = plan.duration_s / rounds if rounds > 1 else plan.duration_s
-    results: dict[str, list[loadgen.LoadResult]] = {name: [] for name in servers}
-    for _ in range(rounds):
-        for name, server in servers.items():
-            results[name].append(
-                _load(
-                    plan, server.url + CHAT_PATH, script, concurrency, duration, stream
-                )
-            )
-    ttfts: dict[str, loadgen.LoadResult] = {}
-    if stream and plan.use_wrk:
-        for name, server in servers.items():
-            ttfts[name] = loadgen.run_async(
-                loadgen.run_aiohttp(
-                    server.url + CHAT_PATH,
-                    concurrency=concurrency,
-                    duration_s=plan.ttft_duration_s,
-                    stream=True,
-                )
-            )
-
-    cells = []
-    for name, runs in results.items():
-        cell = _combine(name, runs, delay, stream, concurrency)
-        first_token = ttfts.get(name) or (runs[0] if stream else None)
-        if first_token is not None:
-            cell.ttft_p50 = first_token.ttft(50)
-            cell.ttft_p95 = first_token.ttft(95)
-            cell.ttft_p99 = first_token.ttft(99)
+    """All paths at one setting, side by side."""
+    if concurrency == 1:
+        cells = _measure_interleaved(plan, servers, delay, stream)
+    else:
+        cells = _measure_loaded(plan, servers, script, delay, stream, concurrency)
+    for cell in cells:
         print(
-            f"  {'stream' if stream else 'plain '} c={concurrency:<3} {name:<24} "
+            f"  {'stream' if stream else 'plain '} c={concurrency:<3} {cell.path:<24} "
             f"{cell.rps:9.1f} req/s  p50 {cell.p50:8.2f} ms  p99 {cell.p99:8.2f} ms"
             f"  errors {cell.errors}",
             flush=True,
         )
+    return cells
+
+
+def _measure_interleaved(
+    plan: Plan, servers: dict[str, Server], delay: float, stream: bool
+) -> list[Cell]:
+    """Concurrency 1: one request per path in turn, LiteLLM in a second pairing.
+
+    LiteLLM is paired with direct on its own: in the same rotation its ~15 ms
+    per request would leave the router a tenth of the samples.
+    """
+    urls = {name: s.url + CHAT_PATH for name, s in servers.items()}
+    groups = [{n: u for n, u in urls.items() if n != "litellm"}]
+    if "litellm" in urls:
+        groups.append({"direct": urls["direct"], "litellm": urls["litellm"]})
+    cells: list[Cell] = []
+    for index, group in enumerate(groups):
+        runs = loadgen.run_async(
+            loadgen.run_interleaved(group, duration_s=plan.duration_s, stream=stream)
+        )
+        direct = runs["direct"]
+        for name, run in runs.items():
+            if name == "direct" and index > 0:
+                continue
+            cell = _cell(name, run, delay, stream, 1)
+            cell.ttft_p50, cell.ttft_p95, cell.ttft_p99 = (
+                (run.ttft(50), run.ttft(95), run.ttft(99))
+                if stream
+                else (math.nan,) * 3
+            )
+            cell.direct_p50 = direct.latency(50)
+            cell.direct_p95 = direct.latency(95)
+            cell.direct_p99 = direct.latency(99)
+            if stream:
+                cell.direct_ttft_p50 = direct.ttft(50)
+                cell.direct_ttft_p99 = direct.ttft(99)
+            cells.append(cell)
+    return cells
+
+
+def _measure_loaded(
+    plan: Plan,
+    servers: dict[str, Server],
+    script: Path,
+    delay: float,
+    stream: bool,
+    concurrency: int,
+) -> list[Cell]:
+    """Concurrency above 1: each path in turn; TTFT from a second, shorter run."""
+    cells = []
+    for name, server in servers.items():
+        url = server.url + CHAT_PATH
+        if plan.use_wrk:
+            run = loadgen.run_wrk(
+                url, script, concurrency=concurrency, duration_s=plan.duration_s
+            )
+        else:
+            run = loadgen.run_async(
+                loadgen.run_aiohttp(
+                    url,
+                    concurrency=concurrency,
+                    duration_s=plan.duration_s,
+                    stream=stream,
+                )
+            )
+        cell = _cell(name, run, delay, stream, concurrency)
+        if stream:
+            first_token = run
+            if plan.use_wrk:
+                first_token = loadgen.run_async(
+                    loadgen.run_aiohttp(
+                        url,
+                        concurrency=concurrency,
+                        duration_s=plan.ttft_duration_s,
+                        stream=True,
+                    )
+                )
+            cell.ttft_p50 = first_token.ttft(50)
+            cell.ttft_p95 = first_token.ttft(95)
+            cell.ttft_p99 = first_token.ttft(99)
         cells.append(cell)
     return cells
 
 
-def _load(
-    plan: Plan,
-    url: str,
-    script: Path,
-    concurrency: int,
-    duration: float,
-    stream: bool,
-) -> loadgen.LoadResult:
-    if plan.use_wrk:
-        return loadgen.run_wrk(
-            url, script, concurrency=concurrency, duration_s=duration
-        )
-    return loadgen.run_async(
-        loadgen.run_aiohttp(
-            url, concurrency=concurrency, duration_s=duration, stream=stream
-        )
-    )
-
-
-def _combine(
-    name: str,
-    runs: list[loadgen.LoadResult],
-    delay: float,
-    stream: bool,
-    concurrency: int,
+def _cell(
+    name: str, run: loadgen.LoadResult, delay: float, stream: bool, concurrency: int
 ) -> Cell:
-    """One cell from interleaved rounds: the median of each figure."""
-
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
-
     return Cell(
         path=name,
         delay_ms=delay,
         stream=stream,
         concurrency=concurrency,
-        tool=runs[0].tool,
-        requests=sum(r.requests for r in runs),
-        errors=sum(r.errors for r in runs),
-        rps=median([r.rps for r in runs]),
-        p50=median([r.latency(50) for r in runs]),
-        p95=median([r.latency(95) for r in runs]),
-        p99=median([r.latency(99) for r in runs]),
-        rounds=len(runs),
+        tool=run.tool,
+        requests=run.requests,
+        errors=run.errors,
+        rps=run.rps,
+        p50=run.latency(50),
+        p95=run.latency(95),
+        p99=run.latency(99),
     )
 
 
@@ -374,7 +402,6 @@ def _describe_run(
             "concurrencies": plan.concurrencies,
             "duration_s": plan.duration_s,
             "ttft_duration_s": plan.ttft_duration_s,
-            "rounds_c1": plan.rounds_c1,
             "load_generator": "wrk" if plan.use_wrk else "aiohttp",
         },
     }
