@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import orjson
 
@@ -95,4 +95,6 @@ class _LazyJSON:
         self.rec = rec
 
     def __str__(self) -> str:
-        return orjson.dumps(asdict(self.rec)).decode()
+        # orjson serialises the dataclass natively, in field order: the same
+        # line as `asdict` gives, ~10x cheaper (docs/benchmarks.md).
+        return orjson.dumps(self.rec).decode()
