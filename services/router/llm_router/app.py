@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llm_router import __version__
 from llm_router.api import chat, operations
+from llm_router.api.openapi import install_openapi
 from llm_router.api.schemas import ChatCompletionRequest
 from llm_router.errors import RequestError
 from llm_router.reliability.auth import AuthMiddleware
@@ -73,6 +74,7 @@ def create_app(
         },
     )
     app.include_router(operations.router)
+    install_openapi(app)
     _install_error_handlers(app)
 
     if service.api_keys:
