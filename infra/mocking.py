@@ -203,17 +203,21 @@ def run_program(
     overrides: Mapping[str, Any] | None = None,
     *,
     program: Callable[[], Mapping[str, pulumi.Input[object]]] | None = None,
+    record: list[MockedResource] | None = None,
 ) -> ProgramRun:
     """Run the program for `stack` under mocks.
 
     Config is what the CLI would pass: `Pulumi.yaml` defaults, then the stack
-    file, then `overrides` (bare keys get the project namespace).
+    file, then `overrides` (bare keys get the project namespace). Resources
+    are recorded into `record` when given, so a failed run can be inspected.
     """
     from infra.program import build_program
 
     raw = stack_config(stack, overrides)
     project = project_name()
     mocks = KitMocks(region=raw.get("aws:region", "us-east-1"))
+    if record is not None:
+        mocks.resources = record
     monitor = _RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(
         mocks, project=project, stack=stack, preview=False, monitor=monitor

@@ -1,0 +1,110 @@
+"""The small stack: Lambda from the image, Function URL, DynamoDB decision cache."""
+
+from __future__ import annotations
+
+import json
+
+from infra_support import as_list, lambda_environment
+
+from infra.mocking import ProgramRun, run_program
+from infra.small import LAMBDA_ENV_LIMIT_BYTES
+from llm_router.cache.dynamodb import HASH_KEY, TTL_ATTRIBUTE
+
+FUNCTION = "aws:lambda/function:Function"
+
+
+def test_the_function_runs_the_pushed_image_on_arm64(small_run: ProgramRun) -> None:
+    function = small_run.one(FUNCTION).inputs
+    image = small_run.one("docker-build:index:Image").inputs
+
+    assert function["packageType"] == "Image"
+    assert function["architectures"] == ["arm64"]
+    assert function["imageUri"] == small_run.outputs["imageRef"]
+    assert "@sha256:" in function["imageUri"], "the function must pin a digest"
+    assert image["platforms"] == ["linux/arm64"]
+    assert image["push"] is True
+    assert image["dockerfile"]["location"].endswith("services/router/Dockerfile")
+
+
+def test_the_web_adapter_streams_responses_from_the_router_port(
+    small_run: ProgramRun,
+) -> None:
+    environment = lambda_environment(small_run)
+    url = small_run.one("aws:lambda/functionUrl:FunctionUrl").inputs
+
+    assert environment["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert environment["AWS_LWA_PORT"] == "8080"
+    assert environment["AWS_LWA_READINESS_CHECK_PATH"] == "/healthz"
+    assert url["invokeMode"] == "RESPONSE_STREAM"
+    assert url["authorizationType"] == "AWS_IAM"
+
+
+def test_the_router_is_told_its_cache_metrics_and_key_secret(
+    small_run: ProgramRun,
+) -> None:
+    environment = lambda_environment(small_run)
+    table = small_run.one("aws:dynamodb/table:Table")
+
+    assert environment["LLM_ROUTER_CACHE_BACKEND"] == "dynamodb"
+    assert environment["LLM_ROUTER_DYNAMODB_TABLE"] == table.outputs["name"]
+    assert environment["LLM_ROUTER_DYNAMODB_REGION"] == "us-east-1"
+    assert environment["LLM_ROUTER_EMF_ENABLED"] == "true"
+    assert environment["LLM_ROUTER_EMF_NAMESPACE"] == "LLMRouter"
+    assert (
+        environment["LLM_ROUTER_API_KEYS_SECRET_ARN"]
+        == (small_run.outputs["apiKeysSecretArn"])
+    )
+    assert "LLM_ROUTER_API_KEYS" not in environment, "keys must not be plain env"
+    targets = json.loads(environment["LLM_ROUTER_TIER_TARGETS"])
+    assert targets == small_run.outputs["tierProfiles"]
+
+
+def test_the_decision_table_matches_the_routers_cache_layout(
+    small_run: ProgramRun,
+) -> None:
+    table = small_run.one("aws:dynamodb/table:Table").inputs
+
+    assert table["hashKey"] == HASH_KEY
+    assert table["attributes"] == [{"name": HASH_KEY, "type": "S"}]
+    assert table["ttl"] == {"attributeName": TTL_ATTRIBUTE, "enabled": True}
+    assert table["pointInTimeRecovery"] == {"enabled": True}
+    assert table["serverSideEncryption"] == {"enabled": True}
+    assert table["billingMode"] == "PAY_PER_REQUEST"
+
+
+def test_reserved_concurrency_and_memory_come_from_config() -> None:
+    run = run_program("small", {"lambdaReservedConcurrency": 3, "lambdaMemoryMb": 2048})
+    function = run.one(FUNCTION).inputs
+
+    assert function["reservedConcurrentExecutions"] == 3
+    assert function["memorySize"] == 2048
+
+
+def test_logs_go_to_a_group_with_retention(small_run: ProgramRun) -> None:
+    group = small_run.one("aws:cloudwatch/logGroup:LogGroup").inputs
+    function = small_run.one(FUNCTION).inputs
+
+    assert group["retentionInDays"] == 30
+    assert function["loggingConfig"]["logGroup"] == group["name"]
+
+
+def test_the_environment_fits_lambdas_four_kilobytes(small_run: ProgramRun) -> None:
+    environment = lambda_environment(small_run)
+
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in environment.items())
+    assert size < LAMBDA_ENV_LIMIT_BYTES, f"{size} bytes of environment"
+
+
+def test_callers_get_a_policy_for_this_function_url_only(small_run: ProgramRun) -> None:
+    caller = json.loads(small_run.one("aws:iam/policy:Policy").inputs["policy"])
+    function_arn = small_run.one(FUNCTION).outputs["arn"]
+
+    statements = {s["Sid"]: s for s in caller["Statement"]}
+    assert as_list(statements["InvokeRouterUrl"]["Action"]) == [
+        "lambda:InvokeFunctionUrl"
+    ]
+    assert statements["InvokeRouterUrl"]["Condition"] == {
+        "StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}
+    }
+    for statement in caller["Statement"]:
+        assert as_list(statement["Resource"]) == [function_arn]
