@@ -28,6 +28,9 @@ class RouterImageArgs:
     root: Path
     build_on_preview: bool
     tags: Mapping[str, str]
+    # The large stack builds its Triton image with this component too.
+    dockerfile: str = DOCKERFILE
+    platform: docker_build.Platform = docker_build.Platform.LINUX_ARM64
 
 
 class RouterImage(pulumi.ComponentResource):
@@ -102,8 +105,8 @@ class RouterImage(pulumi.ComponentResource):
         return docker_build.Image(
             f"{self._name}-image",
             context={"location": root},
-            dockerfile={"location": os.path.join(root, DOCKERFILE)},
-            platforms=[docker_build.Platform.LINUX_ARM64],
+            dockerfile={"location": os.path.join(root, self._args.dockerfile)},
+            platforms=[self._args.platform],
             tags=[url.apply(lambda u: f"{u}:{pulumi.get_stack()}")],
             push=True,
             build_on_preview=self._args.build_on_preview,
