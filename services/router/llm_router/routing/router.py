@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from llm_router.cache.base import DecisionCache, cache_key
+from llm_router.cache.guard import CacheUnavailable
 from llm_router.classifiers.base import Classification, Classifier, Turn
 from llm_router.errors import NotFound
 from llm_router.policy.loader import policy_digest
@@ -128,7 +129,10 @@ class Router:
         self, cache: DecisionCache, operation: str, exc: Exception
     ) -> None:
         self.metrics.cache_lookups.labels(cache.backend, "error").inc()
-        logger.warning(
+        # While a backend is paused after a failure, every request would say so
+        # again; the guard already logged the failure that started the pause.
+        log = logger.debug if isinstance(exc, CacheUnavailable) else logger.warning
+        log(
             "decision cache %s %s failed (%s); routing without it",
             cache.backend,
             operation,
