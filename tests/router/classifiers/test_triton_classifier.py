@@ -95,7 +95,7 @@ async def test_silent_server_costs_one_timeout_then_triton_is_skipped(
 ) -> None:
     metrics = Metrics()
     classifier = triton_classifier(
-        silent_url, metrics, triton_protocol=protocol, triton_timeout_ms=100
+        silent_url, metrics, triton_protocol=protocol, triton_timeout_ms=300
     )
 
     try:
@@ -109,8 +109,8 @@ async def test_silent_server_costs_one_timeout_then_triton_is_skipped(
         await classifier.aclose()
 
     assert first == second == default_in_process().classify(TURN)
-    assert 0.1 <= first_s < 2.0, first_s
-    assert second_s < 0.05, second_s
+    assert 0.3 <= first_s < 3.0, first_s
+    assert second_s < 0.3, second_s  # no timeout paid: Triton was skipped
     assert fallbacks(metrics, "timeout") == 1
     assert fallbacks(metrics, "backoff") == 1
 

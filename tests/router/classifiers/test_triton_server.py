@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,29 +289,3 @@ async def test_latency_benchmark_measures_triton_without_fallbacks(
     assert result.fallbacks == 0
     assert 0 < result.p50_ms <= result.p99_ms
     assert "| triton (grpc) | 4 | 40 |" in bench.format_table([result])
-
-
-def test_a_model_configured_to_serve_triton_fails_to_start_with_the_reason(
-    tmp_path: Path,
-) -> None:
-    repository = tmp_path / "model_repository"
-    shutil.copytree(
-        TRITON_DIR / "model_repository",
-        repository,
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    config = repository / "task_classifier" / "config.pbtxt"
-    text = config.read_text("utf-8")
-    served = 'key: "classifier"\n    value: { string_value: "" }'
-    assert served in text
-    config.write_text(
-        text.replace(served, served.replace('""', '"triton"')), encoding="utf-8"
-    )
-
-    with (
-        pytest.raises(launcher.TritonStartError) as caught,
-        launcher.serve_triton(repository, workspace=tmp_path / "workspace"),
-    ):
-        pass
-
-    assert "cannot serve classifier 'triton'" in str(caught.value)
