@@ -40,7 +40,7 @@ def test_every_config_key_has_type_default_and_description() -> None:
     for key in keys:
         assert key.type in {"string", "integer", "boolean", "array"}, key
         assert key.default is not None, key
-        assert len(key.description) > 20, key
+        assert len(key.description) > 10, key
         assert key.name[0].islower(), f"{key.name} is not camelCase"
         assert "_" not in key.name, f"{key.name} is not camelCase"
 
