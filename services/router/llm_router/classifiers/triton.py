@@ -101,14 +101,14 @@ class TritonClassifier(Classifier):
         """Classify through Triton; in process if Triton fails or was failing."""
         if time.monotonic() < self._skip_until:
             self._count_fallback("backoff")
-            return self.fallback.classify(turn)
+            return await self.fallback.aclassify(turn)
 
         try:
             result = await self._infer(turn)
         except TritonCallError as exc:
             self._record_failure(exc)
             self._count_fallback(exc.reason)
-            return self.fallback.classify(turn)
+            return await self.fallback.aclassify(turn)
         self._record_success()
         return result
 
