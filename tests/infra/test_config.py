@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from infra.config import KitConfig, StackConfigError, parse_config
 from infra.project import config_schema, project_name, read_project, stack_config
 
 PROJECT = "llm-router-kit"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse(stack: str, **overrides: Any) -> KitConfig:
@@ -118,3 +120,31 @@ def test_per_tier_values_fall_back_to_the_wildcard_entry() -> None:
 
     hourly = {tier: t.hourly_cost_usd for tier, t in config.alarms.tiers.items()}
     assert hourly == {"small": 0.1, "medium": 0.7, "large": 0.1}
+
+
+class _Recording(dict[str, str]):
+    """Raw config that remembers which keys the program read."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_every_key_the_program_reads_is_declared_and_documented() -> None:
+    raw = stack_config("medium")
+    prefix = f"{PROJECT}:"
+    recording = _Recording(
+        {k.removeprefix(prefix): v for k, v in raw.items() if k.startswith(prefix)}
+    )
+    parse_config(recording, project=PROJECT, stack="medium", region="us-east-1")
+
+    declared = {key.name for key in config_schema()}
+    guide = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert len(recording.read) >= 25
+    for key in sorted(recording.read):
+        assert key in declared, f"{key} is read but not declared in Pulumi.yaml"
+        assert f"| `{key}` |" in guide, f"{key} is missing from docs/deploy.md"
