@@ -45,6 +45,7 @@ class Plan:
     use_wrk: bool
     litellm_venv: Path | None
     router_nolog: bool
+    classifier: str
     out_dir: Path
     doc: Path | None
     notes: list[str] = field(default_factory=list)
@@ -104,6 +105,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
             use_wrk=False,
             litellm_venv=venv_or_none,
             router_nolog=False,
+            classifier=_classifier(args),
             out_dir=Path(args.out or ROOT / "bench" / "results" / "quick"),
             doc=None,
             notes=notes,
@@ -131,10 +133,21 @@ def build_plan(args: argparse.Namespace) -> Plan:
         use_wrk=True,
         litellm_venv=venv_or_none,
         router_nolog=True,
+        classifier=_classifier(args),
         out_dir=out_dir,
         doc=None if args.no_doc else ROOT / "docs" / "benchmarks.md",
         notes=notes,
     )
+
+
+def _classifier(args: argparse.Namespace) -> str:
+    """The classifier the router runs: the flag, else the router's own default."""
+    if args.classifier:
+        return str(args.classifier)
+    from llm_router.settings import Settings
+
+    default = Settings(_env_file=None).classifier  # type: ignore[call-arg]
+    return str(default)
 
 
 def measure(plan: Plan) -> dict[str, Any]:
@@ -172,12 +185,15 @@ def _measure_delay(
     try:
         servers["direct"] = upstream
         # The access log goes to a file, as a container's stdout would.
-        servers["router"] = processes.start_router(upstream.url, workdir)
+        servers["router"] = processes.start_router(
+            upstream.url, workdir, LLM_ROUTER_CLASSIFIER=plan.classifier
+        )
         if plan.router_nolog:
             servers["router (no access log)"] = processes.start_router(
                 upstream.url,
                 workdir,
                 name="router-nolog",
+                LLM_ROUTER_CLASSIFIER=plan.classifier,
                 LLM_ROUTER_ACCESS_LOG="false",
             )
         if plan.litellm_venv is not None:
@@ -396,7 +412,7 @@ def _describe_run(
         },
         "versions": _versions(plan),
         "servers": servers,
-        "classifier": os.environ.get("LLM_ROUTER_CLASSIFIER", "rules (default)"),
+        "classifier": plan.classifier,
         "settings": {
             "delays_ms": plan.delays_ms,
             "concurrencies": plan.concurrencies,
@@ -483,6 +499,12 @@ def main(argv: list[str] | None = None) -> int:
         help="LiteLLM's own virtualenv (created by the full run if absent)",
     )
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument(
+        "--classifier",
+        choices=["rules", "learned"],
+        help="the router's classifier (default: the router's own default, "
+        "or LLM_ROUTER_CLASSIFIER when set)",
+    )
     parser.add_argument(
         "--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md"
     )

@@ -33,6 +33,9 @@ def run_quick(out: Path, venv: Path) -> subprocess.CompletedProcess[str]:
             str(out),
             "--litellm-venv",
             str(venv),
+            # Pinned so the smoke test does not depend on a trained artifact.
+            "--classifier",
+            "rules",
         ],
         cwd=ROOT,
         capture_output=True,
