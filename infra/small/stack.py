@@ -89,7 +89,8 @@ class SmallStack(pulumi.ComponentResource):
             opts=self._child,
         )
         role = self._declare_role()
-        function = self._declare_function(role)
+        pull = self._allow_lambda_pull()
+        function = self._declare_function(role, pull)
         url = aws.lambda_.FunctionUrl(
             f"{name}-url",
             function_name=function.name,
@@ -183,7 +184,41 @@ class SmallStack(pulumi.ComponentResource):
             )
         return role
 
-    def _declare_function(self, role: aws.iam.Role) -> aws.lambda_.Function:
+    def _allow_lambda_pull(self) -> aws.ecr.RepositoryPolicy:
+        # Lambda pulls the image as its service principal; without this
+        # statement it tries to add one itself, which needs extra rights.
+        account = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        functions = account.apply(
+            lambda acct: f"arn:aws:lambda:{self._config.region}:{acct}:function:*"
+        )
+        return aws.ecr.RepositoryPolicy(
+            f"{self._name}-lambda-pull",
+            repository=self._image.repository.name,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "LambdaPullsRouterImage",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": [
+                                "ecr:BatchGetImage",
+                                "ecr:GetDownloadUrlForLayer",
+                            ],
+                            "Condition": {"StringLike": {"aws:sourceArn": functions}},
+                        }
+                    ],
+                }
+            ),
+            opts=self._child,
+        )
+
+    def _declare_function(
+        self, role: aws.iam.Role, pull: aws.ecr.RepositoryPolicy
+    ) -> aws.lambda_.Function:
         config = self._config
         environment: dict[str, pulumi.Input[str]] = {
             **self._wiring.environment,
@@ -207,7 +242,7 @@ class SmallStack(pulumi.ComponentResource):
             environment={"variables": environment},
             logging_config={"log_format": "Text", "log_group": self._log_group.name},
             tags=dict(self._tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role, pull]),
         )
 
     def _declare_caller_policy(self, function: aws.lambda_.Function) -> aws.iam.Policy:

@@ -108,3 +108,18 @@ def test_callers_get_a_policy_for_this_function_url_only(small_run: ProgramRun) 
     }
     for statement in caller["Statement"]:
         assert as_list(statement["Resource"]) == [function_arn]
+
+
+def test_lambda_may_pull_the_image_and_only_pull(small_run: ProgramRun) -> None:
+    policy = small_run.one("aws:ecr/repositoryPolicy:RepositoryPolicy").inputs
+    statement = json.loads(policy["policy"])["Statement"][0]
+
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert statement["Action"] == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    assert statement["Condition"]["StringLike"]["aws:sourceArn"] == (
+        "arn:aws:lambda:us-east-1:123456789012:function:*"
+    )
+    assert (
+        policy["repository"]
+        == small_run.one("aws:ecr/repository:Repository").outputs["name"]
+    )
