@@ -80,7 +80,7 @@ def test_base_image_python_is_one_the_router_supports() -> None:
     minimum = project["project"]["requires-python"].removeprefix(">=")
 
     assert re.fullmatch(r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-py3", image), image
-    # Releases from 24.12 ship Python 3.12 (Ubuntu 24.04); earlier ones 3.10.
+    # 24.12 ships Python 3.12 (Ubuntu 24.04); 22.04-based releases ship 3.10.
     assert tuple(map(int, image.split(":")[1][:5].split("."))) >= (24, 12)
     assert site is not None
     assert site.group(1) == "/opt/llm-router/lib/python3.12/site-packages"
