@@ -114,4 +114,7 @@ def test_when_redis_dies_limits_fall_back_to_process_memory(
     assert after == [200, 200, 429], "memory counts afresh, and still limits"
     assert elapsed < 2.0, "a dead Redis costs requests almost nothing"
     assert degraded
-    assert "rate-limit store admit failed (ConnectionError)" in caplog.text
+    # Whichever call meets the dead server first (admit, or the background
+    # token charge) reports it; one warning per outage window.
+    assert "rate-limit store" in caplog.text
+    assert "failed (ConnectionError); counting in process memory" in caplog.text

@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from llm_router.classifiers.base import TASKS
+
 _JSON = "application/json"
 
 ERROR_BODY: dict[str, Any] = {
@@ -192,6 +194,14 @@ def install_openapi(app: FastAPI) -> None:
                 operation["responses"] = responses
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         _hoist_definitions(document, schemas)
+        feedback = schemas.get("FeedbackRequest", {}).get("properties", {})
+        if "task" in feedback:
+            # Checked in the handler (for a message naming the tasks); the
+            # document states the same set.
+            feedback["task"]["anyOf"] = [
+                {"type": "string", "enum": list(TASKS)},
+                {"type": "null"},
+            ]
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         app.openapi_schema = document
