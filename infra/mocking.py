@@ -22,6 +22,8 @@ from pulumi.runtime.mocks import MockMonitor
 from infra.project import project_name, stack_config
 
 ACCOUNT = "123456789012"
+# Secrets a stack requires, filled with a placeholder unless given.
+PLACEHOLDER_SECRETS = {"ngcApiKey": "mock-ngc-api-key"}
 
 
 @dataclass
@@ -34,6 +36,8 @@ class MockedResource:
     outputs: dict[str, Any]
     custom: bool
     urn: str = ""
+    # URNs this resource waits for (explicit `depends_on` and inputs).
+    dependencies: list[str] = field(default_factory=list)
 
     @property
     def parent_type(self) -> str:
@@ -180,6 +184,23 @@ class KitMocks(pulumi.runtime.Mocks):
             "aws:elasticache/replicationGroup:ReplicationGroup": {
                 "primaryEndpointAddress": f"master.{name}.cache.amazonaws.com",
             },
+            # The large stack's computed outputs.
+            "eks:index:Cluster": {
+                "kubeconfigJson": '{"apiVersion": "v1", "kind": "Config"}',
+                "clusterSecurityGroupId": f"sg-{digest[:17]}",
+                "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/"
+                f"oidc.eks.{region}.amazonaws.com/id/{digest[:32].upper()}",
+                "oidcProviderUrl": f"https://oidc.eks.{region}.amazonaws.com/id/"
+                f"{digest[:32].upper()}",
+            },
+            "aws:sqs/queue:Queue": {
+                "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{name}",
+                "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{name}",
+            },
+            "aws:s3/bucket:Bucket": {
+                "bucket": f"{inputs.get('bucketPrefix', name)}{digest[:8]}",
+                "arn": f"arn:aws:s3:::{inputs.get('bucketPrefix', name)}{digest[:8]}",
+            },
         }
         return computed.get(type_token, {})
 
@@ -190,11 +211,13 @@ class _RecordingMonitor(MockMonitor):
     def __init__(self, mocks: KitMocks) -> None:
         super().__init__(mocks)
         self.urns: dict[tuple[str, str], str] = {}
+        self.dependencies: dict[str, list[str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
         """Register as usual, noting the URN by type and name."""
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         self.urns[request.type, request.name] = response.urn
+        self.dependencies[response.urn] = list(request.dependencies)
         return response
 
 
@@ -215,6 +238,10 @@ def run_program(
 
     raw = stack_config(stack, overrides)
     project = project_name()
+    for key, placeholder in PLACEHOLDER_SECRETS.items():
+        # A required credential no stack file may hold in clear text.
+        if not raw.get(f"{project}:{key}"):
+            raw[f"{project}:{key}"] = placeholder
     mocks = KitMocks(region=raw.get("aws:region", "us-east-1"))
     if record is not None:
         mocks.resources = record
@@ -222,7 +249,8 @@ def run_program(
     pulumi.runtime.set_mocks(
         mocks, project=project, stack=stack, preview=False, monitor=monitor
     )
-    pulumi.runtime.set_all_config(raw, secret_keys=[f"{project}:apiKeys"])
+    secret_keys = [f"{project}:{key}" for key in ("apiKeys", *PLACEHOLDER_SECRETS)]
+    pulumi.runtime.set_all_config(raw, secret_keys=secret_keys)
     run = ProgramRun(stack=stack, resources=mocks.resources)
 
     def execute() -> pulumi.Output[None]:
@@ -232,6 +260,7 @@ def run_program(
     pulumi.runtime.test(execute)()  # type: ignore[no-untyped-call]
     for resource in run.resources:
         resource.urn = monitor.urns.get((resource.type, resource.name), "")
+        resource.dependencies = monitor.dependencies.get(resource.urn, [])
     return run
 
 

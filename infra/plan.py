@@ -30,7 +30,7 @@ BUDGET = "aws:budgets/budget:Budget"
 RUNTIMES = ("aws:lambda/function:Function", "aws:ecs/taskDefinition:TaskDefinition")
 # Variables shown by size only: their values are long or secret-adjacent.
 SHOWN_BY_SIZE = ("LLM_ROUTER_POLICY",)
-SECRET_OUTPUTS = ("apiKey",)
+SECRET_OUTPUTS = ("apiKey", "grafanaAdminPassword", "kubeconfig")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
