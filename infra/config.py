@@ -37,7 +37,9 @@ FARGATE_MEMORY_MB: Final[dict[int, tuple[int, int]]] = {
     2048: (4096, 16384),
     4096: (8192, 30720),
 }
-NAT_STRATEGIES: Final = ("None", "Single", "OnePerAz")
+# "None" is not offered: tasks in private subnets reach ECR, Logs and Secrets
+# Manager through the NAT gateway (only bedrock-runtime has an endpoint).
+NAT_STRATEGIES: Final = ("Single", "OnePerAz")
 
 StackSize = Literal["small", "medium", "large"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -235,7 +237,10 @@ def _parse_medium(reader: _Reader, *, required: bool) -> MediumConfig:
 
     nat = reader.text("natGateways")
     if nat not in NAT_STRATEGIES:
-        msg = f"natGateways = {nat!r}; use one of {', '.join(NAT_STRATEGIES)}."
+        msg = (
+            f"natGateways = {nat!r}; use one of {', '.join(NAT_STRATEGIES)} (the "
+            "private tasks pull images and secrets through the NAT gateway)."
+        )
         raise StackConfigError(msg)
 
     cpu = reader.integer("taskCpu")

@@ -105,7 +105,7 @@ def test_bad_values_are_refused_with_the_key_and_the_fix(
         ({"taskMemoryMb": 8192}, "with taskCpu 512 Fargate accepts 1024-4096"),
         ({"minTasks": 4, "maxTasks": 2}, r"maxTasks \(2\) is below minTasks \(4\)"),
         ({"ingressCidrs": ["10.0.0.0/33"]}, "'10.0.0.0/33' in ingressCidrs"),
-        ({"natGateways": "Two"}, "natGateways = 'Two'; use one of None, Single"),
+        ({"natGateways": "None"}, "natGateways = 'None'; use one of Single, OnePerAz"),
     ],
 )
 def test_medium_only_settings_are_checked_for_the_medium_stack(
