@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -39,8 +40,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
-def request_body(n: int, *, stream: bool, model: str = "auto") -> bytes:
-    """The JSON body of request number `n` (its prompt is unique to `n`)."""
+def request_body(n: int | str, *, stream: bool, model: str = "auto") -> bytes:
+    """The JSON body of request `n`; its prompt is unique to `n`."""
     body: dict[str, object] = {
         "model": model,
         "max_tokens": MAX_TOKENS,
@@ -136,12 +137,13 @@ async def run_aiohttp(
     """Closed-loop load from `concurrency` workers for `duration_s` seconds."""
     result = LoadResult(requests=0, errors=0, elapsed_s=0.0)
     counter = 0
+    nonce = _nonce()
 
     async def worker(session: aiohttp.ClientSession, deadline: float) -> None:
         nonlocal counter
         while time.perf_counter() < deadline:
             counter += 1
-            body = request_body(counter, stream=stream, model=model)
+            body = request_body(f"{nonce}-{counter}", stream=stream, model=model)
             _keep(result, await _send(session, url, body, stream))
 
     async with _session(concurrency) as session:
@@ -164,12 +166,13 @@ async def run_interleaved(
     results = {name: LoadResult(requests=0, errors=0, elapsed_s=0.0) for name in urls}
     sessions = {name: _session(1) for name in urls}
     counter = 0
+    nonce = _nonce()
     try:
         deadline = time.perf_counter() + duration_s
         while time.perf_counter() < deadline:
             counter += 1
             for name, url in urls.items():
-                body = request_body(counter, stream=stream)
+                body = request_body(f"{nonce}-{counter}", stream=stream)
                 _keep(results[name], await _send(sessions[name], url, body, stream))
     finally:
         for session in sessions.values():
@@ -178,6 +181,11 @@ async def run_interleaved(
         # The rate one connection gets on this path alone, not the rotation's.
         result.elapsed_s = sum(result.latencies_ms) / 1000
     return results
+
+
+def _nonce() -> str:
+    """A token unique to one load run, so no two runs repeat a prompt."""
+    return os.urandom(6).hex()
 
 
 def _keep(result: LoadResult, sample: tuple[float, float | None] | None) -> None:
@@ -192,23 +200,29 @@ def _keep(result: LoadResult, sample: tuple[float, float | None] | None) -> None
 
 
 _WRK_SCRIPT = """
+-- The first script argument is a nonce unique to the wrk run; with the
+-- thread number and a counter it makes every prompt unique.
 local counter = 0
-local tid = 0
-local threads = {}
+local started = 0
+local nonce = "0"
 local prefix = %(prefix)s
 local suffix = %(suffix)s
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
 function setup(thread)
-  tid = tid + 1
-  thread:set("tid", tid)
-  table.insert(threads, thread)
+  started = started + 1
+  thread:set("tid", started)
+end
+
+function init(args)
+  nonce = args[1] or "0"
 end
 
 function request()
   counter = counter + 1
-  return wrk.format(nil, nil, nil, prefix .. tid .. "-" .. counter .. suffix)
+  local body = prefix .. nonce .. "-" .. (tid or 0) .. "-" .. counter .. suffix
+  return wrk.format(nil, nil, nil, body)
 end
 
 function done(summary, latency, requests)
@@ -265,10 +279,20 @@ def run_wrk(
         "-s",
         str(script),
         url,
+        "--",
+        _nonce(),
     ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=duration_s + 60, check=False
-    )
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=duration_s + 60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        msg = f"wrk did not finish {duration_s:g} s of load on {url} within 60 s more"
+        raise RuntimeError(msg) from None
     match = re.search(r"^WRKJSON (.*)$", done.stdout, re.MULTILINE)
     if done.returncode != 0 or match is None:
         msg = (

@@ -227,7 +227,7 @@ def render(results: dict[str, Any], plot_name: str) -> str:
                 f"| {cell['path']} | {_num(cell['rps']):,.0f} | {_fmt(cell['p50'])} "
                 f"| {_fmt(cell['p95'])} | {_fmt(cell['p99'])} | {show('p50')} "
                 f"| {show('p95')} | {show('p99')} | {show('ttft_p50')} "
-                f"| {show('ttft_p99')} | {cell['errors']} |"
+                f"| {show('ttft_p99')} | {cell.get('note') or cell['errors']} |"
             )
 
     lines += [

@@ -76,6 +76,7 @@ class Cell:
     direct_p99: float = math.nan
     direct_ttft_p50: float = math.nan
     direct_ttft_p99: float = math.nan
+    note: str = ""
 
 
 def build_plan(args: argparse.Namespace) -> Plan:
@@ -311,9 +312,15 @@ def _measure_loaded(
     for name, server in servers.items():
         url = server.url + CHAT_PATH
         if plan.use_wrk:
-            run = loadgen.run_wrk(
-                url, script, concurrency=concurrency, duration_s=plan.duration_s
-            )
+            try:
+                run = loadgen.run_wrk(
+                    url, script, concurrency=concurrency, duration_s=plan.duration_s
+                )
+            except RuntimeError as exc:
+                # One stuck path must not lose the rest of the run.
+                print(f"  {name}: {exc}", flush=True)
+                cells.append(_failed_cell(name, delay, stream, concurrency, str(exc)))
+                continue
         else:
             run = loadgen.run_async(
                 loadgen.run_aiohttp(
@@ -340,6 +347,15 @@ def _measure_loaded(
             cell.ttft_p99 = first_token.ttft(99)
         cells.append(cell)
     return cells
+
+
+def _failed_cell(
+    name: str, delay: float, stream: bool, concurrency: int, why: str
+) -> Cell:
+    nan = math.nan
+    return Cell(
+        name, delay, stream, concurrency, "wrk", 0, 0, 0.0, nan, nan, nan, note=why
+    )
 
 
 def _cell(
