@@ -8,6 +8,7 @@ answers (the call times out). The real server is in `test_triton_server.py`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 from collections.abc import Iterator
@@ -59,6 +60,7 @@ def fallbacks(metrics: Metrics, reason: str) -> float:
     return value or 0.0
 
 
+@functools.cache
 def default_in_process() -> Classifier:
     default = Settings.model_fields["classifier"].default
     return build_classifier(make_settings(classifier=default))

@@ -11,6 +11,7 @@ non-Latin text, a 5,000-character prompt).
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
 import sys
@@ -89,6 +90,7 @@ def read_turns() -> list[Turn]:
     return [Turn(text=row["text"], context=row["context"]) for row in rows]
 
 
+@functools.cache
 def in_process_classifier() -> Classifier:
     """The in-process classifier the router uses by default, as model.py builds it."""
     default = Settings.model_fields["classifier"].default
