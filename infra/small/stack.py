@@ -33,6 +33,10 @@ from llm_router.cache.dynamodb import HASH_KEY, TTL_ATTRIBUTE
 
 # What the router's DynamoDB cache reads and writes (conditional puts).
 CACHE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
+# The spend store of daily tier budgets (llm_router.reliability.budgets):
+# items `pk = budget#<tier>#<day>`, read in batches, bumped with ADD.
+BUDGET_KEY = "pk"
+BUDGET_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:UpdateItem")
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,14 @@ class SmallStack(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        self._table = self._declare_decision_table()
+        self._table = self._declare_table("decisions", HASH_KEY)
+        # Lambda instances share nothing in memory: when the policy sets daily
+        # tier budgets, their spend must live in a table all instances see.
+        self._budget_table = (
+            self._declare_table("budgets", BUDGET_KEY)
+            if any(t.daily_budget_usd for t in config.policy.policy.tiers.values())
+            else None
+        )
         self._log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/llm-router/{config.stack}/router",
@@ -134,12 +145,12 @@ class SmallStack(pulumi.ComponentResource):
         }
         self.register_outputs(self.outputs)
 
-    def _declare_decision_table(self) -> aws.dynamodb.Table:
+    def _declare_table(self, role: str, key: str) -> aws.dynamodb.Table:
         return aws.dynamodb.Table(
-            f"{self._name}-decisions",
+            f"{self._name}-{role}",
             billing_mode="PAY_PER_REQUEST",
-            hash_key=HASH_KEY,
-            attributes=[{"name": HASH_KEY, "type": "S"}],
+            hash_key=key,
+            attributes=[{"name": key, "type": "S"}],
             ttl={"attribute_name": TTL_ATTRIBUTE, "enabled": True},
             point_in_time_recovery={"enabled": True},
             server_side_encryption={"enabled": True},
@@ -155,24 +166,27 @@ class SmallStack(pulumi.ComponentResource):
             tags=dict(self._tags),
             opts=self._child,
         )
+        statements = [
+            statement(
+                "WriteLogs",
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                [pulumi.Output.concat(self._log_group.arn, ":*")],
+            ),
+            statement("UseDecisionCache", CACHE_ACTIONS, [self._table.arn]),
+            statement(
+                "ReadApiKeys",
+                ["secretsmanager:GetSecretValue"],
+                [self._wiring.api_keys_secret.arn],
+            ),
+        ]
+        if self._budget_table is not None:
+            statements.append(
+                statement("CountTierSpend", BUDGET_ACTIONS, [self._budget_table.arn])
+            )
         aws.iam.RolePolicy(
             f"{self._name}-runtime",
             role=role.id,
-            policy=policy_document(
-                [
-                    statement(
-                        "WriteLogs",
-                        ["logs:CreateLogStream", "logs:PutLogEvents"],
-                        [pulumi.Output.concat(self._log_group.arn, ":*")],
-                    ),
-                    statement("UseDecisionCache", CACHE_ACTIONS, [self._table.arn]),
-                    statement(
-                        "ReadApiKeys",
-                        ["secretsmanager:GetSecretValue"],
-                        [self._wiring.api_keys_secret.arn],
-                    ),
-                ]
-            ),
+            policy=policy_document(statements),
             opts=self._child,
         )
         if self._wiring.invoke_policy is not None:
@@ -226,6 +240,7 @@ class SmallStack(pulumi.ComponentResource):
             "LLM_ROUTER_DYNAMODB_TABLE": self._table.name,
             "LLM_ROUTER_DYNAMODB_REGION": config.region,
             "LLM_ROUTER_API_KEYS_SECRET_ARN": self._wiring.api_keys_secret.arn,
+            **self._budget_environment(),
             "AWS_LWA_INVOKE_MODE": "response_stream",
             "AWS_LWA_PORT": str(ROUTER_PORT),
             "AWS_LWA_READINESS_CHECK_PATH": HEALTH_PATH,
@@ -244,6 +259,14 @@ class SmallStack(pulumi.ComponentResource):
             tags=dict(self._tags),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role, pull]),
         )
+
+    def _budget_environment(self) -> dict[str, pulumi.Input[str]]:
+        if self._budget_table is None:
+            return {}
+        return {
+            "LLM_ROUTER_BUDGETS_BACKEND": "dynamodb",
+            "LLM_ROUTER_BUDGETS_DYNAMODB_TABLE": self._budget_table.name,
+        }
 
     def _declare_caller_policy(self, function: aws.lambda_.Function) -> aws.iam.Policy:
         # Since October 2025 a function URL needs both actions from its callers.

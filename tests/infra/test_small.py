@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from infra_support import as_list, lambda_environment
+from infra_support import FIXTURE_POLICY, as_list, lambda_environment
 
 from infra.mocking import ProgramRun, run_program
 from infra.small import LAMBDA_ENV_LIMIT_BYTES
 from llm_router.cache.dynamodb import HASH_KEY, TTL_ATTRIBUTE
 
 FUNCTION = "aws:lambda/function:Function"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_function_runs_the_pushed_image_on_arm64(small_run: ProgramRun) -> None:
@@ -123,3 +125,45 @@ def test_lambda_may_pull_the_image_and_only_pull(small_run: ProgramRun) -> None:
         policy["repository"]
         == small_run.one("aws:ecr/repository:Repository").outputs["name"]
     )
+
+
+def test_daily_tier_budgets_get_a_shared_spend_table(tmp_path: Path) -> None:
+    text = (ROOT / FIXTURE_POLICY).read_text(encoding="utf-8")
+    budgeted = tmp_path / "budgeted.yaml"
+    budgeted.write_text(
+        text.replace(
+            "    output_usd_per_million: 0.14\n",
+            "    output_usd_per_million: 0.14\n    daily_budget_usd: 5\n",
+        ),
+        encoding="utf-8",
+    )
+
+    run = run_program("small", {"policyFile": str(budgeted)})
+    tables = {t.name: t for t in run.of_type("aws:dynamodb/table:Table")}
+    environment = lambda_environment(run)
+    runtime = json.loads(
+        next(
+            p.inputs["policy"]
+            for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+            if p.name.endswith("-runtime")
+        )
+    )
+
+    spend = tables["llmr-small-budgets"]
+    assert spend.inputs["hashKey"] == "pk"
+    assert spend.inputs["ttl"] == {"attributeName": "expires_at", "enabled": True}
+    assert environment["LLM_ROUTER_BUDGETS_BACKEND"] == "dynamodb"
+    assert environment["LLM_ROUTER_BUDGETS_DYNAMODB_TABLE"] == spend.outputs["name"]
+    grants = {s["Sid"]: s for s in runtime["Statement"]}
+    assert grants["CountTierSpend"]["Resource"] == [spend.outputs["arn"]]
+    assert grants["CountTierSpend"]["Action"] == [
+        "dynamodb:BatchGetItem",
+        "dynamodb:UpdateItem",
+    ]
+
+
+def test_no_spend_table_without_daily_budgets(small_run: ProgramRun) -> None:
+    assert [t.name for t in small_run.of_type("aws:dynamodb/table:Table")] == [
+        "llmr-small-decisions"
+    ]
+    assert "LLM_ROUTER_BUDGETS_BACKEND" not in lambda_environment(small_run)
