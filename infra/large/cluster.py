@@ -10,18 +10,26 @@ group by the `karpenter.sh/discovery` tag set here.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
-import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from infra.iam import assume_role_policy
 from infra.large.config import LargeConfig
 from infra.large.identity import RoleSpec, ServiceAccountRef, declare_pod_role
+
+with warnings.catch_warnings():
+    # pulumi-eks warns on import about NodeGroup (launch configurations), a
+    # class this stack does not use; the warning is not about our code.
+    warnings.filterwarnings(
+        "ignore", message="NodeGroup uses AWS EC2", category=DeprecationWarning
+    )
+    import pulumi_eks as eks
 
 DISCOVERY_TAG = "karpenter.sh/discovery"
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")

@@ -123,6 +123,19 @@ def parse_large_config(config: KitConfig) -> LargeConfig:
         )
         raise StackConfigError(msg)
 
+    gpu = _parse_gpu_pools(reader)
+    nim_tiers = _parse_nim_tiers(reader, config.policy)
+    for tier in nim_tiers:
+        needed = tier.gpus * tier.max_replicas
+        if needed > gpu.spot_max_gpus:
+            msg = (
+                f"Tier {tier.tier!r} may scale to {tier.max_replicas} replicas of "
+                f"{tier.gpus} GPUs ({needed}), above gpuSpotMaxGpus "
+                f"({gpu.spot_max_gpus}), its GPU pool's ceiling. Raise "
+                "gpuSpotMaxGpus or lower nimMaxReplicas or nimGpus."
+            )
+            raise StackConfigError(msg)
+
     max_replicas = reader.integer("routerMaxReplicas", low=1)
     min_replicas = reader.integer("routerMinReplicas", low=1, high=max_replicas)
     triton_max = reader.integer("tritonMaxReplicas", low=1)
@@ -133,10 +146,10 @@ def parse_large_config(config: KitConfig) -> LargeConfig:
         system_instance_types=tuple(reader.text_list("systemNodeInstanceTypes")),
         system_nodes=reader.integer("systemNodeCount", low=1, high=10),
         ami_alias=ami_alias,
-        gpu=_parse_gpu_pools(reader),
+        gpu=gpu,
         cpu_families=_parse_families(reader, "cpuInstanceFamilies", allowed=None),
         cpu_max_cpu=reader.integer("cpuPoolMaxCpu", low=1),
-        nim_tiers=_parse_nim_tiers(reader, config.policy),
+        nim_tiers=nim_tiers,
         namespace=_parse_namespace(reader.text("routerNamespace")),
         router_min_replicas=min_replicas,
         router_max_replicas=max_replicas,

@@ -11,6 +11,7 @@ pool by default (a classification costs microseconds) or on GPU from config.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,18 @@ from infra.large.identity import (
     declare_pod_role,
 )
 from infra.large.karpenter import CPU_POOL, GPU_RESOURCE, POOL_LABEL, TIER_LABEL
+
+with warnings.catch_warnings():
+    # The s3 module loads lazily, on first attribute access, and then warns
+    # about its deprecated *V2 classes; this stack uses their replacements
+    # (Bucket, BucketVersioning, ...), so the module is loaded here, quietly.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\S*s3[./]\S+ has been deprecated in favor of",
+        category=DeprecationWarning,
+    )
+    BUCKET = aws.s3.Bucket
+
 from infra.large.workload import (
     SHM_PATH,
     TMP_PATH,
