@@ -104,8 +104,9 @@ def _print_alarms(alarms: list[MockedResource], out: TextIO) -> None:
             }
         )
         operator = ">=" if "OrEqual" in inputs["comparisonOperator"] else ">"
+        threshold = _format_number(inputs["threshold"])
         print(
-            f"  {alarm.name}: {expression} {operator} {inputs['threshold']:g}"
+            f"  {alarm.name}: {expression} {operator} {threshold}"
             f"  [{', '.join(metrics)}]",
             file=out,
         )
@@ -156,6 +157,10 @@ def _parse_override(item: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def _format_number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
 def _shorten(value: Any, limit: int = 100) -> str:
