@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from infra.config import parse_config
+from infra.large.config import LargeConfig, parse_large_config
 from infra.mocking import MockedResource, ProgramRun
+from infra.project import stack_config
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
@@ -68,3 +71,16 @@ def metric_names(expression: str) -> set[str]:
             continue
         names.add(match.group())
     return names
+
+
+def read_large_config() -> LargeConfig:
+    """The large stack's validated config, as the program would read it."""
+    raw = {
+        key.split(":", 1)[1]: value
+        for key, value in stack_config("large").items()
+        if key.startswith("llm-router-kit:")
+    }
+    config = parse_config(
+        raw, project="llm-router-kit", stack="large", region="us-east-1"
+    )
+    return parse_large_config(config)

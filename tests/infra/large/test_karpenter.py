@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import re
 
-from large_support import CHART, NODE_CLASS, NODE_POOL, chart, named
+from large_support import (
+    CHART,
+    NODE_CLASS,
+    NODE_POOL,
+    chart,
+    named,
+    read_large_config,
+)
 
-from infra.config import parse_config
-from infra.large.config import parse_large_config
 from infra.mocking import MockedResource, ProgramRun
-from infra.project import stack_config
 
 IN_CLUSTER_TIERS = ("small", "medium", "large")
 
@@ -216,15 +220,7 @@ def test_a_chart_count_guards_against_a_silently_dropped_install(
 
 
 def test_the_policy_decides_which_tiers_run_in_the_cluster() -> None:
-    raw = {
-        key.split(":", 1)[1]: value
-        for key, value in stack_config("large").items()
-        if key.startswith("llm-router-kit:")
-    }
-    config = parse_config(
-        raw, project="llm-router-kit", stack="large", region="us-east-1"
-    )
-    large = parse_large_config(config)
+    large = read_large_config()
 
     assert [t.tier for t in large.nim_tiers] == list(IN_CLUSTER_TIERS)
     assert [t.service for t in large.nim_tiers] == [
