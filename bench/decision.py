@@ -105,7 +105,10 @@ def measure_triton(samples: int) -> DecisionResult:
     path = ROOT / "services" / "router" / "triton" / "bench_latency.py"
     if not path.exists():
         return DecisionResult("triton", note=f"missing: {path.relative_to(ROOT)}")
-    module = _load_module(path)
+    try:
+        module = _load_module(path)
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        return DecisionResult("triton", note=f"cannot import {path.name}: {exc}")
     function = getattr(module, "run_benchmark", None)
     if not callable(function):
         return DecisionResult(
@@ -132,12 +135,15 @@ def measure_triton(samples: int) -> DecisionResult:
 
 
 def _load_module(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+    """Import a helper script by path; registered first, as dataclasses need."""
+    import sys
+
+    name = f"bench_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        return None
+        msg = f"Cannot import {path}."
+        raise ImportError(msg)
     module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception:  # noqa: BLE001 - a broken helper module is reported as missing
-        return None
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
     return module

@@ -182,8 +182,15 @@ def render(results: dict[str, Any], plot_name: str) -> str:
                 for lib, used in info["pid_libraries"].items()
             )
             for name, info in meta["servers"].items()
+            if "pid_libraries" in info
         )
         + ".",
+    ]
+    lines += [
+        f"- Decision-cache hits in the {name}: {info['cache_hits']} of "
+        f"{info['routed']} routed requests (every prompt is unique)."
+        for name, info in meta["servers"].items()
+        if "cache_hits" in info
     ]
     lines += [f"- {note}" for note in results.get("notes", [])]
 

@@ -226,11 +226,28 @@ def _measure_delay(
             for name, server in servers.items()
             if name != "direct"
         ]
+        info[f"router access log at {delay:g} ms"] = _count_cache_hits(
+            servers["router"].log
+        )
     finally:
         for server in reversed(list(servers.values())):
             processes.stop(server)
         processes.stop(upstream)
     return cells, memory, info
+
+
+def _count_cache_hits(log: Path) -> dict[str, int]:
+    """Routed requests in the router's access log, and how many hit the cache.
+
+    Every prompt is unique, so a hit means the load was not what it claims.
+    """
+    routed = hits = 0
+    for line in log.read_bytes().splitlines():
+        if not line.startswith(b'{"request_id"'):
+            continue
+        routed += 1
+        hits += bool(orjson.loads(line).get("cache_hit"))
+    return {"routed": routed, "cache_hits": hits}
 
 
 def _warm_up(plan: Plan, url: str, stream: bool) -> None:

@@ -85,6 +85,9 @@ def test_quick_run_measures_direct_and_router_and_skips_absent_litellm(
     assert rules["samples"] > 0, rules
     assert 0 < rules["p50_ms"] <= rules["p99_ms"], rules
     assert results["meta"]["servers"]["router"]["pid_libraries"]["uvloop"], results
+    logged = results["meta"]["servers"]["router access log at 0 ms"]
+    assert logged["routed"] > 0, logged
+    assert logged["cache_hits"] == 0, "prompts repeated: the cache answered"
 
 
 def test_quick_run_router_accounts_streamed_usage_from_the_bench_upstream(
