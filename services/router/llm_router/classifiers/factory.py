@@ -23,8 +23,12 @@ def build_classifier(
         from llm_router.classifiers.rules import RulesClassifier
 
         return RulesClassifier()
+    if settings.classifier == "learned":
+        from llm_router.classifiers.learned import LearnedClassifier
+
+        return LearnedClassifier.from_artifact(settings.classifier_artifact)
     msg = (
         f"Classifier {settings.classifier!r} is not available in this build. "
-        "Known classifiers: rules, triton."
+        "Known classifiers: learned, rules, triton."
     )
     raise ConfigError(msg)
