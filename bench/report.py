@@ -198,6 +198,16 @@ def render(results: dict[str, Any], plot_name: str) -> str:
         "",
         "### Targets (upstream delay 0 ms)",
         "",
+        *(
+            [
+                "Smoke run: its measurements are too short and its concurrency "
+                "too low to judge any target; the verdicts only show the "
+                "report works.",
+                "",
+            ]
+            if meta.get("quick")
+            else []
+        ),
         "| measure | target | measured | verdict |",
         "|---|---|---|---|",
     ]
