@@ -23,13 +23,14 @@ from infra.config import (
     StackConfigError,
     _Reader,
 )
+from infra.policy_pack.gpu_rules import ALLOWED_GPU_FAMILIES
 from infra.router_policy import RouterPolicy
 from llm_router.policy.schema import OpenAIProvider
 
 NIM_PORT: Final = 8000
-# GPU instance families Karpenter may launch. Families outside this list are
-# refused here and by the policy pack (infra/policy_pack/gpu_rules.py).
-GPU_FAMILIES: Final = ("g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p5")
+# GPU instance families Karpenter may launch: the policy pack's allow-list,
+# so a family refused there is refused here first.
+GPU_FAMILIES: Final = ALLOWED_GPU_FAMILIES
 _AMI_ALIAS = re.compile(r"^al2023@v\d{8}$")
 _FAMILY = re.compile(r"^[a-z]+\d+[a-z]*$")
 _SERVICE_HOST = re.compile(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import pulumi
 import pulumi_aws as aws
@@ -226,78 +227,84 @@ class RouterDeployment(pulumi.ComponentResource):
         return k8s.apps.v1.Deployment(
             f"{self._name}-deployment",
             metadata={"name": NAME, "namespace": self._ns, "labels": LABELS},
-            spec={
-                "replicas": large.router_min_replicas,
-                "selector": {"match_labels": LABELS},
-                "strategy": {
-                    "type": "RollingUpdate",
-                    "rolling_update": {"max_unavailable": 0, "max_surge": "25%"},
-                },
-                "template": {
-                    "metadata": {
-                        "labels": LABELS,
-                        # A new role restarts the pods with its credentials.
-                        "annotations": {"llm-router.dev/role-arn": role.arn},
+            # Pod specs mix typed dicts from workload.py; the SDK checks them.
+            spec=cast(
+                k8s.apps.v1.DeploymentSpecArgsDict,
+                {
+                    "replicas": large.router_min_replicas,
+                    "selector": {"match_labels": LABELS},
+                    "strategy": {
+                        "type": "RollingUpdate",
+                        "rolling_update": {"max_unavailable": 0, "max_surge": "25%"},
                     },
-                    "spec": {
-                        "service_account_name": NAME,
-                        "security_context": pod_security(),
-                        "termination_grace_period_seconds": TERMINATION_GRACE_S,
-                        # The router image is arm64 (Graviton).
-                        "node_selector": {
-                            POOL_LABEL: CPU_POOL,
-                            "kubernetes.io/arch": "arm64",
+                    "template": {
+                        "metadata": {
+                            "labels": LABELS,
+                            # A new role restarts the pods with its credentials.
+                            "annotations": {"llm-router.dev/role-arn": role.arn},
                         },
-                        "topology_spread_constraints": [
-                            {
-                                "max_skew": 1,
-                                "topology_key": "topology.kubernetes.io/zone",
-                                "when_unsatisfiable": "ScheduleAnyway",
-                                "label_selector": {"match_labels": LABELS},
-                            }
-                        ],
-                        "containers": [
-                            {
-                                "name": CONTAINER,
-                                "image": args.image_ref,
-                                "ports": [
-                                    {"name": "http", "container_port": ROUTER_PORT}
-                                ],
-                                "env": [
-                                    {"name": key, "value": value}
-                                    for key, value in sorted(self.environment().items())
-                                ],
-                                "resources": {
-                                    "requests": {
-                                        "cpu": f"{large.router_cpu_millis}m",
-                                        "memory": memory,
+                        "spec": {
+                            "service_account_name": NAME,
+                            "security_context": pod_security(),
+                            "termination_grace_period_seconds": TERMINATION_GRACE_S,
+                            # The router image is arm64 (Graviton).
+                            "node_selector": {
+                                POOL_LABEL: CPU_POOL,
+                                "kubernetes.io/arch": "arm64",
+                            },
+                            "topology_spread_constraints": [
+                                {
+                                    "max_skew": 1,
+                                    "topology_key": "topology.kubernetes.io/zone",
+                                    "when_unsatisfiable": "ScheduleAnyway",
+                                    "label_selector": {"match_labels": LABELS},
+                                }
+                            ],
+                            "containers": [
+                                {
+                                    "name": CONTAINER,
+                                    "image": args.image_ref,
+                                    "ports": [
+                                        {"name": "http", "container_port": ROUTER_PORT}
+                                    ],
+                                    "env": [
+                                        {"name": key, "value": value}
+                                        for key, value in sorted(
+                                            self.environment().items()
+                                        )
+                                    ],
+                                    "resources": {
+                                        "requests": {
+                                            "cpu": f"{large.router_cpu_millis}m",
+                                            "memory": memory,
+                                        },
+                                        "limits": {
+                                            "cpu": f"{2 * large.router_cpu_millis}m",
+                                            "memory": memory,
+                                        },
                                     },
-                                    "limits": {
-                                        "cpu": f"{2 * large.router_cpu_millis}m",
-                                        "memory": memory,
-                                    },
-                                },
-                                "security_context": container_security(),
-                                "startup_probe": http_probe(
-                                    HEALTH_PATH, ROUTER_PORT, period=2, failures=30
-                                ),
-                                "liveness_probe": http_probe(
-                                    HEALTH_PATH, ROUTER_PORT, period=10, failures=3
-                                ),
-                                "readiness_probe": http_probe(
-                                    READY_PATH, ROUTER_PORT, period=5, failures=2
-                                ),
-                                "volume_mounts": [
-                                    {"name": "tmp", "mount_path": TMP_PATH}
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}
-                        ],
+                                    "security_context": container_security(),
+                                    "startup_probe": http_probe(
+                                        HEALTH_PATH, ROUTER_PORT, period=2, failures=30
+                                    ),
+                                    "liveness_probe": http_probe(
+                                        HEALTH_PATH, ROUTER_PORT, period=10, failures=3
+                                    ),
+                                    "readiness_probe": http_probe(
+                                        READY_PATH, ROUTER_PORT, period=5, failures=2
+                                    ),
+                                    "volume_mounts": [
+                                        {"name": "tmp", "mount_path": TMP_PATH}
+                                    ],
+                                }
+                            ],
+                            "volumes": [
+                                {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}
+                            ],
+                        },
                     },
                 },
-            },
+            ),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.provider,

@@ -217,10 +217,13 @@ class LargeStack(pulumi.ComponentResource):
             opts=child,
         )
 
+        kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
+            cluster.cluster.kubeconfig_json
+        )
         self.outputs = {
             "url": router.ingress.status.apply(_ingress_url),
             "clusterName": config.name,
-            "kubeconfig": pulumi.Output.secret(cluster.cluster.kubeconfig_json),
+            "kubeconfig": kubeconfig,
             "imageRef": image.image_ref,
             "modelRepository": triton.bucket.bucket,
             "tritonAddress": triton.grpc_address,

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pulumi
 import pulumi_aws as aws
@@ -278,81 +279,97 @@ class TritonClassifier(pulumi.ComponentResource):
         return k8s.apps.v1.Deployment(
             f"{self._name}-deployment",
             metadata={"name": NAME, "namespace": self._ns, "labels": LABELS},
-            spec={
-                "replicas": large.triton_min_replicas,
-                "selector": {"match_labels": LABELS},
-                "template": {
-                    "metadata": {"labels": LABELS},
-                    "spec": {
-                        "service_account_name": NAME,
-                        "security_context": pod_security(),
-                        **placement,
-                        "topology_spread_constraints": [
-                            {
-                                "max_skew": 1,
-                                "topology_key": "topology.kubernetes.io/zone",
-                                "when_unsatisfiable": "ScheduleAnyway",
-                                "label_selector": {"match_labels": LABELS},
-                            }
-                        ],
-                        "containers": [
-                            {
-                                "name": NAME,
-                                "image": image,
-                                "args": [
-                                    pulumi.Output.concat(
-                                        "--model-repository=", repository
+            # Pod specs mix typed dicts from workload.py; the SDK checks them.
+            spec=cast(
+                k8s.apps.v1.DeploymentSpecArgsDict,
+                {
+                    "replicas": large.triton_min_replicas,
+                    "selector": {"match_labels": LABELS},
+                    "template": {
+                        "metadata": {"labels": LABELS},
+                        "spec": {
+                            "service_account_name": NAME,
+                            "security_context": pod_security(),
+                            **placement,
+                            "topology_spread_constraints": [
+                                {
+                                    "max_skew": 1,
+                                    "topology_key": "topology.kubernetes.io/zone",
+                                    "when_unsatisfiable": "ScheduleAnyway",
+                                    "label_selector": {"match_labels": LABELS},
+                                }
+                            ],
+                            "containers": [
+                                {
+                                    "name": NAME,
+                                    "image": image,
+                                    "args": [
+                                        pulumi.Output.concat(
+                                            "--model-repository=", repository
+                                        ),
+                                        "--strict-readiness=true",
+                                        "--exit-on-error=true",
+                                    ],
+                                    "env": [
+                                        # Triton's S3 client needs the bucket's region.
+                                        {
+                                            "name": "AWS_DEFAULT_REGION",
+                                            "value": args.region,
+                                        },
+                                        {"name": "AWS_REGION", "value": args.region},
+                                        {"name": "TMPDIR", "value": TMP_PATH},
+                                    ],
+                                    "ports": [
+                                        {"name": "http", "container_port": HTTP_PORT},
+                                        {"name": "grpc", "container_port": GRPC_PORT},
+                                        {
+                                            "name": "metrics",
+                                            "container_port": METRICS_PORT,
+                                        },
+                                    ],
+                                    "resources": resources,
+                                    "security_context": container_security(),
+                                    "startup_probe": http_probe(
+                                        "/v2/health/ready",
+                                        HTTP_PORT,
+                                        period=5,
+                                        failures=60,
                                     ),
-                                    "--strict-readiness=true",
-                                    "--exit-on-error=true",
-                                ],
-                                "env": [
-                                    # Triton's S3 client needs the bucket's region.
-                                    {
-                                        "name": "AWS_DEFAULT_REGION",
-                                        "value": args.region,
+                                    "readiness_probe": http_probe(
+                                        "/v2/health/ready",
+                                        HTTP_PORT,
+                                        period=5,
+                                        failures=3,
+                                    ),
+                                    "liveness_probe": http_probe(
+                                        "/v2/health/live",
+                                        HTTP_PORT,
+                                        period=10,
+                                        failures=3,
+                                    ),
+                                    "volume_mounts": [
+                                        {"name": "tmp", "mount_path": TMP_PATH},
+                                        {"name": "shm", "mount_path": SHM_PATH},
+                                    ],
+                                }
+                            ],
+                            "volumes": [
+                                # The S3 repository is copied here at start.
+                                {"name": "tmp", "empty_dir": {"size_limit": "1Gi"}},
+                                # The Python backend talks to its stub over shared
+                                # memory; the runtime's default 64 MiB is tight.
+                                {
+                                    "name": "shm",
+                                    "empty_dir": {
+                                        "medium": "Memory",
+                                        "size_limit": "512Mi",
                                     },
-                                    {"name": "AWS_REGION", "value": args.region},
-                                    {"name": "TMPDIR", "value": TMP_PATH},
-                                ],
-                                "ports": [
-                                    {"name": "http", "container_port": HTTP_PORT},
-                                    {"name": "grpc", "container_port": GRPC_PORT},
-                                    {"name": "metrics", "container_port": METRICS_PORT},
-                                ],
-                                "resources": resources,
-                                "security_context": container_security(),
-                                "startup_probe": http_probe(
-                                    "/v2/health/ready", HTTP_PORT, period=5, failures=60
-                                ),
-                                "readiness_probe": http_probe(
-                                    "/v2/health/ready", HTTP_PORT, period=5, failures=3
-                                ),
-                                "liveness_probe": http_probe(
-                                    "/v2/health/live", HTTP_PORT, period=10, failures=3
-                                ),
-                                "volume_mounts": [
-                                    {"name": "tmp", "mount_path": TMP_PATH},
-                                    {"name": "shm", "mount_path": SHM_PATH},
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            # The S3 repository is copied here at start.
-                            {"name": "tmp", "empty_dir": {"size_limit": "1Gi"}},
-                            # The Python backend talks to its stub over shared
-                            # memory; the runtime's default 64 MiB is tight.
-                            {
-                                "name": "shm",
-                                "empty_dir": {
-                                    "medium": "Memory",
-                                    "size_limit": "512Mi",
                                 },
-                            },
-                        ],
+                            ],
+                        },
                     },
                 },
-            },
+            ),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.provider,

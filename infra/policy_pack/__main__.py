@@ -15,6 +15,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from infra.policy_pack.gpu_rules import GPU_RULES
 from infra.policy_pack.rules import RULES, Rule
 
 
@@ -33,6 +34,6 @@ PolicyPack(
     enforcement_level=EnforcementLevel.MANDATORY,
     policies=[
         ResourceValidationPolicy(name=name, description=text, validate=_adapt(rule))
-        for name, (rule, text) in RULES.items()
+        for name, (rule, text) in {**RULES, **GPU_RULES}.items()
     ],
 )
