@@ -41,6 +41,8 @@ NODE_POLICIES = (
 )
 EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 EFS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy"
+METRICS_SERVER_REPO = "https://kubernetes-sigs.github.io/metrics-server/"
+METRICS_SERVER_VERSION = "3.12.2"
 # Label every node of the system group carries; controllers select it.
 SYSTEM_LABEL = {"llm-router.dev/pool": "system"}
 
@@ -103,8 +105,21 @@ class Cluster(pulumi.ComponentResource):
             opts=self._child,
         )
         storage_class = self._declare_default_storage_class()
-        # What workloads need before they can schedule and mount volumes.
-        self.ready = [system_nodes, *addons, storage_class]
+        # Every HorizontalPodAutoscaler of the stack scales on CPU, which
+        # the metrics server reports; EKS does not install one.
+        metrics_server = k8s.helm.v4.Chart(
+            f"{name}-metrics-server",
+            chart="metrics-server",
+            version=METRICS_SERVER_VERSION,
+            repository_opts={"repo": METRICS_SERVER_REPO},
+            namespace="kube-system",
+            values={"replicas": 2, "nodeSelector": dict(SYSTEM_LABEL)},
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self.provider, depends_on=[system_nodes]
+            ),
+        )
+        # What workloads need before they can schedule, mount and scale.
+        self.ready = [system_nodes, *addons, storage_class, metrics_server]
 
         self.register_outputs({"clusterName": args.cluster_name, "vpcId": self.vpc_id})
 

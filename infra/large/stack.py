@@ -264,9 +264,7 @@ class LargeStack(pulumi.ComponentResource):
 
 def _ingress_url(status: object) -> str:
     """`https://<ALB host>` once the controller has provisioned the ALB."""
-    ingress = ((status or {}) if isinstance(status, dict) else {}).get(
-        "load_balancer"
-    ) or {}
-    entries = ingress.get("ingress") or []
-    host = entries[0].get("hostname", "") if entries else ""
+    balancer = getattr(status, "load_balancer", None)
+    entries = getattr(balancer, "ingress", None) or []
+    host = getattr(entries[0], "hostname", None) if entries else None
     return f"https://{host}" if host else ""

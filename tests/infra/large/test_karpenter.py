@@ -215,6 +215,7 @@ def test_a_chart_count_guards_against_a_silently_dropped_install(
         "karpenter",
         "karpenter-crd",
         "kube-prometheus-stack",
+        "metrics-server",
         "nvidia-device-plugin",
     ]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from large_support import DEPLOYMENT, chart, containers, environment, named
 
+from infra.large.stack import _ingress_url
 from infra.mocking import MockedResource, ProgramRun, run_program
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -277,3 +279,15 @@ def test_a_policy_without_in_cluster_tiers_deploys_no_gpu_stack() -> None:
     ]
     invoked = {a for s in document["Statement"] for a in s["Action"]}
     assert invoked == {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"}
+
+
+def test_the_url_output_is_the_albs_host_once_it_exists() -> None:
+    status = SimpleNamespace(
+        load_balancer=SimpleNamespace(
+            ingress=[SimpleNamespace(hostname="k8s-llmrouter-1.elb.amazonaws.com")]
+        )
+    )
+
+    assert _ingress_url(status) == "https://k8s-llmrouter-1.elb.amazonaws.com"
+    assert _ingress_url(SimpleNamespace(load_balancer=None)) == ""
+    assert _ingress_url(None) == ""
