@@ -67,6 +67,9 @@ class ObservabilityArgs:
     provider: k8s.Provider
     ready: Sequence[pulumi.Resource]
     tags: Mapping[str, str]
+    stack: str = ""
+    gpu_tiers: Sequence[str] = ()
+    alarm_topic_arn: pulumi.Input[str] = ""
 
 
 class Observability(pulumi.ComponentResource):
@@ -107,6 +110,8 @@ class Observability(pulumi.ComponentResource):
         self._declare_monitors(after_crds)
         self._declare_cost_rules(after_crds)
         self.log_group = self._declare_log_shipping()
+        for tier in args.gpu_tiers:
+            self._declare_gpu_budget(tier)
 
         self.register_outputs({"logGroup": self.log_group.name})
 
@@ -273,6 +278,38 @@ class Observability(pulumi.ComponentResource):
             opts=self._after_namespace,
         )
         return log_group
+
+    def _declare_gpu_budget(self, tier: str) -> None:
+        """A monthly budget on the tier's GPU nodes (their Tier and Stack tags)."""
+        args = self._args
+        notifications: list[aws.budgets.BudgetNotificationArgsDict] = [
+            {
+                "comparison_operator": "GREATER_THAN",
+                "threshold_type": "PERCENTAGE",
+                "notification_type": kind,
+                "threshold": percent,
+                "subscriber_sns_topic_arns": [args.alarm_topic_arn],
+            }
+            for kind, percent in (("ACTUAL", 80.0), ("FORECASTED", 100.0))
+        ]
+        by_tags: aws.budgets.BudgetFilterExpressionArgsDict = {
+            "ands": [
+                {"tags": {"key": key, "values": [value], "match_options": ["EQUALS"]}}
+                for key, value in (("Tier", tier), ("Stack", args.stack))
+            ]
+        }
+        usd = args.alarms.tiers[tier].monthly_budget_usd
+        aws.budgets.Budget(
+            f"{self._name}-{tier}-gpu-budget",
+            budget_type="COST",
+            time_unit="MONTHLY",
+            limit_amount=f"{usd:.2f}",
+            limit_unit="USD",
+            filter_expression=by_tags,
+            notifications=notifications,
+            tags={**args.tags, "Tier": tier},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
 
 def cost_rule_groups(tiers: Sequence[str], alarms: AlarmConfig) -> list[dict[str, Any]]:

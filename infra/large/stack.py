@@ -107,6 +107,27 @@ class LargeStack(pulumi.ComponentResource):
         )
         namespaces = self._declare_namespaces(large, provider, cluster.ready)
         with_nodes = [*cluster.ready, *karpenter.node_pools]
+        alarms = CostAlarms(
+            f"{name}-cost",
+            CostAlarmsArgs(
+                tiers=config.policy.tier_names,
+                bedrock=[
+                    BedrockTarget(
+                        tier=tier.tier,
+                        model=tier.model,
+                        profile_arn=wiring.profiles.profile_arns[tier.tier],
+                    )
+                    for tier in config.policy.bedrock_tiers
+                ],
+                alarms=config.alarms,
+                namespace=config.emf_namespace,
+                region=config.region,
+                stack=config.stack,
+                tags=tags,
+            ),
+            opts=child,
+        )
+
         observability = Observability(
             f"{name}-obs",
             ObservabilityArgs(
@@ -123,6 +144,9 @@ class LargeStack(pulumi.ComponentResource):
                 provider=provider,
                 ready=with_nodes,
                 tags=tags,
+                stack=config.stack,
+                gpu_tiers=[tier.tier for tier in large.nim_tiers],
+                alarm_topic_arn=alarms.topic.arn,
             ),
             opts=child,
         )
@@ -196,27 +220,6 @@ class LargeStack(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        alarms = CostAlarms(
-            f"{name}-cost",
-            CostAlarmsArgs(
-                tiers=config.policy.tier_names,
-                bedrock=[
-                    BedrockTarget(
-                        tier=tier.tier,
-                        model=tier.model,
-                        profile_arn=wiring.profiles.profile_arns[tier.tier],
-                    )
-                    for tier in config.policy.bedrock_tiers
-                ],
-                alarms=config.alarms,
-                namespace=config.emf_namespace,
-                region=config.region,
-                stack=config.stack,
-                tags=tags,
-            ),
-            opts=child,
-        )
-
         kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
             cluster.cluster.kubeconfig_json
         )

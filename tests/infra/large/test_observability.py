@@ -158,3 +158,28 @@ def test_the_same_cloudwatch_cost_alarms_as_the_other_stacks(
         assert f"llmr-large-cost-{tier}-cost-daily" in alarms
         assert f"llmr-large-cost-{tier}-tokens-hourly" in alarms
     assert alarms["llmr-large-cost-large-cost-hourly"].inputs["threshold"] == 10.0
+
+
+def test_each_gpu_tier_has_a_monthly_budget_on_its_node_tags(
+    large_run: ProgramRun,
+) -> None:
+    budgets = {b.name: b.inputs for b in large_run.of_type("aws:budgets/budget:Budget")}
+    topic = large_run.one("aws:sns/topic:Topic").outputs["arn"]
+    classes = large_run.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+
+    for tier, usd in (("small", "800.00"), ("medium", "800.00"), ("large", "3000.00")):
+        budget = budgets[f"llmr-large-obs-{tier}-gpu-budget"]
+        filters = {
+            f["tags"]["key"]: f["tags"]["values"]
+            for f in budget["filterExpression"]["ands"]
+        }
+        assert budget["limitAmount"] == usd
+        assert filters == {"Tier": [tier], "Stack": ["large"]}
+        assert all(
+            n["subscriberSnsTopicArns"] == [topic] for n in budget["notifications"]
+        )
+        [node_class] = [
+            c for c in classes if c.inputs["metadata"]["name"] == f"gpu-{tier}"
+        ]
+        node_tags = node_class.inputs["spec"]["tags"]
+        assert (node_tags["Tier"], node_tags["Stack"]) == (tier, "large")
