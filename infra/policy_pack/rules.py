@@ -64,6 +64,15 @@ TAGGABLE_TYPES: Final = frozenset(
         "aws:ec2/eip:Eip",
         "aws:ec2/internetGateway:InternetGateway",
         "aws:ec2/routeTable:RouteTable",
+        # The large stack.
+        "aws:cloudwatch/eventRule:EventRule",
+        "aws:efs/fileSystem:FileSystem",
+        "aws:eks/accessEntry:AccessEntry",
+        "aws:eks/addon:Addon",
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+        "aws:s3/bucket:Bucket",
+        "aws:s3/bucketObjectv2:BucketObjectv2",
+        "aws:sqs/queue:Queue",
     }
 )
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from large_support import NODE_POOL
 
-from infra.mocking import ProgramRun
+from infra.mocking import ProgramRun, is_taggable
+from infra.policy_pack import rules
 from infra.policy_pack.gpu_rules import (
     GPU_RULES,
     check_gpu_instance_families,
@@ -138,3 +139,15 @@ def test_every_pool_of_the_large_stack_passes_both_rules(large_run: ProgramRun) 
     for resource in pools:
         for name, (rule, _) in GPU_RULES.items():
             assert rule(resource.type, resource.inputs) == [], (name, resource.name)
+
+
+def test_the_tag_rule_covers_every_taggable_type_of_the_large_stack(
+    large_run: ProgramRun,
+) -> None:
+    declared = {r.type for r in large_run.resources if is_taggable(r.type)}
+
+    assert declared - rules.TAGGABLE_TYPES == set()
+    for resource in large_run.resources:
+        assert rules.check_required_tags(resource.type, resource.inputs) == [], (
+            resource.name
+        )
