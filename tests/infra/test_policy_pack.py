@@ -13,6 +13,7 @@ import pytest
 
 from infra.mocking import ProgramRun, is_taggable
 from infra.policy_pack import rules
+from infra.policy_pack.gpu_rules import GPU_RULES
 
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 PROFILE = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc"
@@ -181,7 +182,7 @@ def test_the_pack_registers_every_rule_as_mandatory(
     assert len(created) == 1
     assert created[0]["enforcement_level"] == pulumi_policy.EnforcementLevel.MANDATORY
     names = [policy.name for policy in created[0]["policies"]]
-    assert names == list(rules.RULES)
+    assert names == [*rules.RULES, *GPU_RULES]
     violations: list[str] = []
     bedrock = created[0]["policies"][names.index("no-wildcard-bedrock-invoke")]
     args = type(
