@@ -235,10 +235,13 @@ class Karpenter(pulumi.ComponentResource):
                 # Karpenter must not run on nodes it manages.
                 "nodeSelector": dict(SYSTEM_LABEL),
                 "controller": {
+                    # Set, not discovered: IMDS is out of reach of pods on
+                    # Karpenter's own nodes (hop limit 1).
+                    "env": [{"name": "AWS_REGION", "value": args.region}],
                     "resources": {
                         "requests": {"cpu": "250m", "memory": "512Mi"},
                         "limits": {"cpu": "1", "memory": "1Gi"},
-                    }
+                    },
                 },
                 # Keeps the role ARN in the chart's inputs, so a new role
                 # restarts the controller with it.

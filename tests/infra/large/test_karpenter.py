@@ -158,6 +158,9 @@ def test_the_controller_chart_reads_the_queue_and_waits_for_the_crd_chart(
         "interruptionQueue": "llmr-large-karpenter",
     }
     assert crds.urn in controller.dependencies
+    assert controller.inputs["values"]["controller"]["env"] == [
+        {"name": "AWS_REGION", "value": "us-east-1"}
+    ]
 
 
 def test_every_karpenter_custom_resource_depends_on_the_crd_chart(
