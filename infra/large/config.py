@@ -248,11 +248,15 @@ def _parse_namespace(value: str) -> str:
 
 def _parse_nim_tiers(reader: _Reader, policy: RouterPolicy) -> tuple[NimTier, ...]:
     served = _in_cluster_tiers(policy)
-    images = _text_map(reader, "nimImages", list(served))
-    gpus = reader.tier_map("nimGpus", list(served)) if served else {}
-    lows = reader.tier_map("nimMinReplicas", list(served)) if served else {}
-    highs = reader.tier_map("nimMaxReplicas", list(served)) if served else {}
-    sizes = reader.tier_map("nimCacheSizeGi", list(served)) if served else {}
+    # Entries may name any tier of the policy, so a tier can move between
+    # NIM and a managed provider without editing these keys; only the tiers
+    # served in the cluster use them.
+    tiers = policy.tier_names
+    images = _text_map(reader, "nimImages", tiers)
+    gpus = reader.tier_map("nimGpus", tiers)
+    lows = reader.tier_map("nimMinReplicas", tiers)
+    highs = reader.tier_map("nimMaxReplicas", tiers)
+    sizes = reader.tier_map("nimCacheSizeGi", tiers)
 
     tiers = []
     for tier, (service, namespace) in served.items():
@@ -325,8 +329,8 @@ def _text_map(reader: _Reader, key: str, tiers: list[str]) -> Mapping[str, str]:
         tier, sep, value = entry.partition("=")
         if not sep or tier.strip() == WILDCARD_TIER or tier.strip() not in tiers:
             msg = (
-                f"{key} has {entry!r}; write entries as tier=value for the tiers "
-                f"served in the cluster ({', '.join(tiers) or 'none'})."
+                f"{key} has {entry!r}; write entries as tier=value for tiers of "
+                f"the policy ({', '.join(tiers)}); images have no '*' default."
             )
             raise StackConfigError(msg)
         found[tier.strip()] = value.strip()

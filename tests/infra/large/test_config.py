@@ -30,7 +30,7 @@ def refused(overrides: dict[str, object]) -> str:
         ({"nimMaxReplicas": ["*=9"]}, "above gpuSpotMaxGpus (8)"),
         ({"certificateArn": ""}, "certificateArn = ''"),
         ({"gpuConsolidateAfter": "soon"}, "gpuConsolidateAfter = 'soon'"),
-        ({"nimImages": ["*=nvcr.io/nim/a/b:1"]}, "nimImages has '*="),
+        ({"nimImages": ["*=nvcr.io/nim/a/b:1"]}, "images have no '*' default"),
     ],
 )
 def test_bad_large_config_is_refused_with_the_key_and_the_fix(
