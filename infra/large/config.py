@@ -251,12 +251,12 @@ def _parse_nim_tiers(reader: _Reader, policy: RouterPolicy) -> tuple[NimTier, ..
     # Entries may name any tier of the policy, so a tier can move between
     # NIM and a managed provider without editing these keys; only the tiers
     # served in the cluster use them.
-    tiers = policy.tier_names
-    images = _text_map(reader, "nimImages", tiers)
-    gpus = reader.tier_map("nimGpus", tiers)
-    lows = reader.tier_map("nimMinReplicas", tiers)
-    highs = reader.tier_map("nimMaxReplicas", tiers)
-    sizes = reader.tier_map("nimCacheSizeGi", tiers)
+    names = policy.tier_names
+    images = _text_map(reader, "nimImages", names)
+    gpus = reader.tier_map("nimGpus", names)
+    lows = reader.tier_map("nimMinReplicas", names)
+    highs = reader.tier_map("nimMaxReplicas", names)
+    sizes = reader.tier_map("nimCacheSizeGi", names)
 
     tiers = []
     for tier, (service, namespace) in served.items():
