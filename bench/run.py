@@ -198,9 +198,17 @@ def _measure_delay(
                 LLM_ROUTER_ACCESS_LOG="false",
             )
         if plan.litellm_venv is not None:
-            servers["litellm"] = processes.start_litellm(
-                upstream.url, workdir, plan.litellm_venv
-            )
+            try:
+                servers["litellm"] = processes.start_litellm(
+                    upstream.url, workdir, plan.litellm_venv
+                )
+            except RuntimeError as exc:
+                # Reported, not fatal: the other paths are still worth having.
+                first_line = str(exc).splitlines()[0]
+                plan.notes.append(
+                    f"LiteLLM failed to start at {delay:g} ms: {first_line}"
+                )
+                print(plan.notes[-1], flush=True)
         info = _describe_servers(servers)
         idle = {name: processes.rss_mb(s.pid) for name, s in servers.items()}
 
