@@ -67,9 +67,9 @@ class ObservabilityArgs:
     provider: k8s.Provider
     ready: Sequence[pulumi.Resource]
     tags: Mapping[str, str]
-    stack: str = ""
-    gpu_tiers: Sequence[str] = ()
-    alarm_topic_arn: pulumi.Input[str] = ""
+    stack: str
+    gpu_tiers: Sequence[str]
+    alarm_topic_arn: pulumi.Input[str]
 
 
 class Observability(pulumi.ComponentResource):

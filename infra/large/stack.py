@@ -20,7 +20,7 @@ from infra.components.router_image import RouterImage, RouterImageArgs
 from infra.components.router_wiring import RouterWiring, RouterWiringArgs
 from infra.config import PROJECT_ROOT, KitConfig
 from infra.large.cluster import Cluster, ClusterArgs
-from infra.large.config import LargeConfig
+from infra.large.config import NIM_PORT, LargeConfig
 from infra.large.gpu import GpuSupport, GpuSupportArgs
 from infra.large.identity import OidcProvider
 from infra.large.karpenter import Karpenter, KarpenterArgs
@@ -55,6 +55,7 @@ class LargeStack(pulumi.ComponentResource):
         self._name = name
         config, large = args.config, args.large
         tags: Mapping[str, str] = dict(config.tags)
+        self._tags = tags
         child = pulumi.ResourceOptions(parent=self)
 
         wiring = RouterWiring(
@@ -107,27 +108,7 @@ class LargeStack(pulumi.ComponentResource):
         )
         namespaces = self._declare_namespaces(large, provider, cluster.ready)
         with_nodes = [*cluster.ready, *karpenter.node_pools]
-        alarms = CostAlarms(
-            f"{name}-cost",
-            CostAlarmsArgs(
-                tiers=config.policy.tier_names,
-                bedrock=[
-                    BedrockTarget(
-                        tier=tier.tier,
-                        model=tier.model,
-                        profile_arn=wiring.profiles.profile_arns[tier.tier],
-                    )
-                    for tier in config.policy.bedrock_tiers
-                ],
-                alarms=config.alarms,
-                namespace=config.emf_namespace,
-                region=config.region,
-                stack=config.stack,
-                tags=tags,
-            ),
-            opts=child,
-        )
-
+        alarms = self._declare_alarms(config, wiring)
         observability = Observability(
             f"{name}-obs",
             ObservabilityArgs(
@@ -150,43 +131,14 @@ class LargeStack(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        nim_endpoints: dict[str, str] = {}
-        if large.nim_tiers:
-            gpu = GpuSupport(
-                f"{name}-gpu",
-                GpuSupportArgs(
-                    provider=provider, ready=with_nodes, monitoring=observability.stack
-                ),
-                opts=child,
-            )
-            storage = ModelStorage(
-                f"{name}-models",
-                ModelStorageArgs(
-                    vpc_id=cluster.vpc_id,
-                    vpc_cidr=cluster.vpc_cidr,
-                    private_subnet_ids=cluster.private_subnet_ids,
-                    provider=provider,
-                    ready=cluster.ready,
-                    tags=tags,
-                ),
-                opts=child,
-            )
-            NimServices(
-                f"{name}-nim",
-                NimServicesArgs(
-                    tiers=large.nim_tiers,
-                    ngc_api_key=args.ngc_api_key,
-                    namespaces=namespaces,
-                    provider=provider,
-                    ready=[*with_nodes, gpu.device_plugin, storage.storage_class],
-                    monitoring=observability.stack,
-                ),
-                opts=child,
-            )
-            nim_endpoints = {
-                t.tier: f"http://{t.service}.{t.namespace}.svc:8000/v1"
-                for t in large.nim_tiers
-            }
+        nim_endpoints = self._declare_models(
+            large,
+            args.ngc_api_key,
+            cluster,
+            namespaces,
+            ready=with_nodes,
+            monitoring=observability.stack,
+        )
         triton = TritonClassifier(
             f"{name}-triton",
             TritonArgs(
@@ -241,6 +193,78 @@ class LargeStack(pulumi.ComponentResource):
             "dashboardName": alarms.dashboard.dashboard_name,
         }
         self.register_outputs(self.outputs)
+
+    def _declare_alarms(self, config: KitConfig, wiring: RouterWiring) -> CostAlarms:
+        return CostAlarms(
+            f"{self._name}-cost",
+            CostAlarmsArgs(
+                tiers=config.policy.tier_names,
+                bedrock=[
+                    BedrockTarget(
+                        tier=tier.tier,
+                        model=tier.model,
+                        profile_arn=wiring.profiles.profile_arns[tier.tier],
+                    )
+                    for tier in config.policy.bedrock_tiers
+                ],
+                alarms=config.alarms,
+                namespace=config.emf_namespace,
+                region=config.region,
+                stack=config.stack,
+                tags=dict(config.tags),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _declare_models(
+        self,
+        large: LargeConfig,
+        ngc_api_key: pulumi.Input[str],
+        cluster: Cluster,
+        namespaces: Mapping[str, k8s.core.v1.Namespace],
+        *,
+        ready: list[pulumi.Resource],
+        monitoring: pulumi.Resource,
+    ) -> dict[str, str]:
+        """GPU plumbing, model storage and the NIMs; their endpoints by tier."""
+        if not large.nim_tiers:
+            return {}
+        child = pulumi.ResourceOptions(parent=self)
+        gpu = GpuSupport(
+            f"{self._name}-gpu",
+            GpuSupportArgs(
+                provider=cluster.provider, ready=ready, monitoring=monitoring
+            ),
+            opts=child,
+        )
+        storage = ModelStorage(
+            f"{self._name}-models",
+            ModelStorageArgs(
+                vpc_id=cluster.vpc_id,
+                vpc_cidr=cluster.vpc_cidr,
+                private_subnet_ids=cluster.private_subnet_ids,
+                provider=cluster.provider,
+                ready=cluster.ready,
+                tags=self._tags,
+            ),
+            opts=child,
+        )
+        NimServices(
+            f"{self._name}-nim",
+            NimServicesArgs(
+                tiers=large.nim_tiers,
+                ngc_api_key=ngc_api_key,
+                namespaces=namespaces,
+                provider=cluster.provider,
+                ready=[*ready, gpu.device_plugin, storage.storage_class],
+                monitoring=monitoring,
+            ),
+            opts=child,
+        )
+        return {
+            tier.tier: f"http://{tier.service}.{tier.namespace}.svc:{NIM_PORT}/v1"
+            for tier in large.nim_tiers
+        }
 
     def _declare_namespaces(
         self,
