@@ -223,11 +223,13 @@ def render(results: dict[str, Any], plot_name: str) -> str:
             f"### Upstream delay {delay:g} ms",
             "",
             "Latencies in ms; *added* is the path's percentile minus the direct "
-            "path's at the same setting; TTFT is the time to the first SSE event.",
+            "path's at the same setting; TTFT is the time to the first SSE event; "
+            "proxy CPU is the proxy process's user+system time per request.",
             "",
             "| traffic | c | path | req/s | p50 | p95 | p99 | added p50 | "
-            "added p95 | added p99 | added TTFT p50 | added TTFT p99 | errors |",
-            "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+            "added p95 | added p99 | added TTFT p50 | added TTFT p99 "
+            "| proxy CPU ms/req | errors |",
+            "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for cell in results["cells"]:
             if _num(cell["delay_ms"]) != delay:
@@ -244,7 +246,8 @@ def render(results: dict[str, Any], plot_name: str) -> str:
                 f"| {cell['path']} | {_num(cell['rps']):,.0f} | {_fmt(cell['p50'])} "
                 f"| {_fmt(cell['p95'])} | {_fmt(cell['p99'])} | {show('p50')} "
                 f"| {show('p95')} | {show('p99')} | {show('ttft_p50')} "
-                f"| {show('ttft_p99')} | {cell.get('note') or cell['errors']} |"
+                f"| {show('ttft_p99')} | {_fmt(cell.get('cpu_ms_per_request'), 3)} "
+                f"| {cell.get('note') or cell['errors']} |"
             )
 
     lines += [

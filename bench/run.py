@@ -76,6 +76,9 @@ class Cell:
     direct_p99: float = math.nan
     direct_ttft_p50: float = math.nan
     direct_ttft_p99: float = math.nan
+    # CPU time the proxy process spent per request served: a capacity figure
+    # the neighbours' load does not move much (direct: the upstream, not set).
+    cpu_ms_per_request: float = math.nan
     note: str = ""
 
 
@@ -301,14 +304,21 @@ def _measure_interleaved(
         groups.append({"direct": urls["direct"], "litellm": urls["litellm"]})
     cells: list[Cell] = []
     for index, group in enumerate(groups):
+        cpu_before = {name: processes.cpu_seconds(servers[name].pid) for name in group}
         runs = loadgen.run_async(
             loadgen.run_interleaved(group, duration_s=plan.duration_s, stream=stream)
         )
+        cpu_used = {
+            name: processes.cpu_seconds(servers[name].pid) - cpu_before[name]
+            for name in group
+        }
         direct = runs["direct"]
         for name, run in runs.items():
             if name == "direct" and index > 0:
                 continue
             cell = _cell(name, run, delay, stream, 1)
+            if name != "direct" and run.requests:
+                cell.cpu_ms_per_request = cpu_used[name] * 1000 / run.requests
             cell.ttft_p50, cell.ttft_p95, cell.ttft_p99 = (
                 (run.ttft(50), run.ttft(95), run.ttft(99))
                 if stream
@@ -336,6 +346,7 @@ def _measure_loaded(
     cells = []
     for name, server in servers.items():
         url = server.url + CHAT_PATH
+        cpu_before = processes.cpu_seconds(server.pid)
         if plan.use_wrk:
             try:
                 run = loadgen.run_wrk(
@@ -355,7 +366,10 @@ def _measure_loaded(
                     stream=stream,
                 )
             )
+        cpu_used = processes.cpu_seconds(server.pid) - cpu_before
         cell = _cell(name, run, delay, stream, concurrency)
+        if name != "direct" and run.requests:
+            cell.cpu_ms_per_request = cpu_used * 1000 / run.requests
         if stream:
             first_token = run
             if plan.use_wrk:
