@@ -575,6 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     doc = plan.doc or plan.out_dir / "benchmarks.md"
     report.write_report(results, doc, doc.with_suffix(".png"))
+    if plan.doc is not None:
+        # The raw figures travel with the page they were rendered into.
+        doc.with_suffix(".json").write_bytes(results_file.read_bytes())
     print(f"results: {results_file}\nreport: {doc}", flush=True)
     return 0
 
