@@ -131,7 +131,8 @@ class NimServices(pulumi.ComponentResource):
         after_operator = pulumi.ResourceOptions(
             parent=self,
             provider=args.provider,
-            depends_on=[self.operator, *secrets],
+            # The cache job needs the EFS StorageClass and a GPU pool.
+            depends_on=[self.operator, *secrets, *args.ready],
         )
         metadata = {"name": tier.service, "namespace": tier.namespace}
         image = f"{tier.repository}:{tier.tag}"

@@ -291,3 +291,16 @@ def test_the_url_output_is_the_albs_host_once_it_exists() -> None:
     assert _ingress_url(status) == "https://k8s-llmrouter-1.elb.amazonaws.com"
     assert _ingress_url(SimpleNamespace(load_balancer=None)) == ""
     assert _ingress_url(None) == ""
+
+
+def test_model_caches_wait_for_their_storage_class_and_gpu_pools(
+    large_run: ProgramRun,
+) -> None:
+    storage = named(
+        large_run, "kubernetes:storage.k8s.io/v1:StorageClass", "efs-models"
+    )
+    pools = large_run.of_type("kubernetes:karpenter.sh/v1:NodePool")
+
+    for cache in large_run.of_type("kubernetes:apps.nvidia.com/v1alpha1:NIMCache"):
+        assert storage.urn in cache.dependencies, cache.name
+        assert {p.urn for p in pools} <= set(cache.dependencies), cache.name
