@@ -98,12 +98,18 @@ def router_policy(upstream_url: str) -> str:
 
 
 def start_router(
-    upstream_url: str, workdir: Path, *, name: str = "router", **env: str
+    upstream_url: str,
+    workdir: Path,
+    *,
+    name: str = "router",
+    module: str = "llm_router",
+    **env: str,
 ) -> Server:
     """`llm-router serve` on a free port, its access log going to a file.
 
     It runs as `python -m llm_router` from this interpreter rather than through
-    `uv run`, so the process we measure is the router itself, not uv.
+    `uv run`, so the process we measure is the router itself, not uv. Another
+    `module` with the same `serve` command line (`bench.gc_probe`) wraps it.
     """
     policy = workdir / f"{name}-policy.yaml"
     policy.write_text(router_policy(upstream_url), encoding="utf-8")
@@ -112,7 +118,7 @@ def start_router(
     command = [
         sys.executable,
         "-m",
-        "llm_router",
+        module,
         "serve",
         "--host",
         "127.0.0.1",

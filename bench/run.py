@@ -44,7 +44,7 @@ class Plan:
     decision_samples: int
     use_wrk: bool
     litellm_venv: Path | None
-    router_nolog: bool
+    router_variants: bool
     classifier: str
     out_dir: Path
     doc: Path | None
@@ -108,7 +108,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
             decision_samples=300,
             use_wrk=False,
             litellm_venv=venv_or_none,
-            router_nolog=False,
+            router_variants=False,
             classifier=_classifier(args),
             out_dir=Path(args.out or ROOT / "bench" / "results" / "quick"),
             doc=None,
@@ -136,7 +136,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         decision_samples=20_000,
         use_wrk=True,
         litellm_venv=venv_or_none,
-        router_nolog=True,
+        router_variants=True,
         classifier=_classifier(args),
         out_dir=out_dir,
         doc=None if args.no_doc else ROOT / "docs" / "benchmarks.md",
@@ -192,13 +192,26 @@ def _measure_delay(
         servers["router"] = processes.start_router(
             upstream.url, workdir, LLM_ROUTER_CLASSIFIER=plan.classifier
         )
-        if plan.router_nolog:
+        if plan.router_variants:
             servers["router (no access log)"] = processes.start_router(
                 upstream.url,
                 workdir,
                 name="router-nolog",
                 LLM_ROUTER_CLASSIFIER=plan.classifier,
                 LLM_ROUTER_ACCESS_LOG="false",
+            )
+        if plan.router_variants:
+            # The suggested GC setting (docs/benchmarks.md), applied from
+            # outside by bench.gc_probe: same router code, tuned collector.
+            servers["router (GC tuned)"] = processes.start_router(
+                upstream.url,
+                workdir,
+                name="router-gc",
+                module="bench.gc_probe",
+                LLM_ROUTER_CLASSIFIER=plan.classifier,
+                BENCH_GC_FREEZE="1",
+                BENCH_GC_THRESHOLD="10000,20,20",
+                BENCH_GC_OUT=str(workdir / "router-gc.json"),
             )
         if plan.litellm_venv is not None:
             try:
