@@ -51,6 +51,9 @@ LBC_REPO = "https://aws.github.io/eks-charts"
 LBC_VERSION = "1.14.0"
 LBC_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# The Kubernetes Secret holding the Redis AUTH token (a name, not a value).
+REDIS_SECRET = "llm-router-redis"  # noqa: S105
+REDIS_TOKEN_KEY = "auth-token"  # noqa: S105
 # Streamed completions can run for minutes; the ALB must not cut them.
 IDLE_TIMEOUT_S = 300
 # Longer than the router's shutdown grace (30 s) so open streams can finish.
@@ -68,6 +71,8 @@ class RouterDeploymentArgs:
     region: str
     vpc_id: pulumi.Input[str]
     triton_address: str
+    redis_url: pulumi.Input[str]
+    redis_auth_token: pulumi.Input[str]
     provider: k8s.Provider
     namespace: k8s.core.v1.Namespace
     ready: Sequence[pulumi.Resource]
@@ -106,7 +111,14 @@ class RouterDeployment(pulumi.ComponentResource):
             metadata={"name": NAME, "namespace": self._ns, "labels": LABELS},
             opts=on_cluster,
         )
-        self.deployment = self._declare_deployment(role, account)
+        redis = k8s.core.v1.Secret(
+            f"{name}-redis",
+            metadata={"name": REDIS_SECRET, "namespace": self._ns, "labels": LABELS},
+            type="Opaque",
+            string_data={REDIS_TOKEN_KEY: pulumi.Output.secret(args.redis_auth_token)},
+            opts=on_cluster,
+        )
+        self.deployment = self._declare_deployment(role, account, redis)
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={"name": NAME, "namespace": self._ns, "labels": LABELS},
@@ -217,13 +229,34 @@ class RouterDeployment(pulumi.ComponentResource):
             "LLM_ROUTER_API_KEYS_SECRET_ARN": args.wiring.api_keys_secret.arn,
             # The policy is inline; there is no file to watch.
             "LLM_ROUTER_RELOAD_WATCH": "false",
+            # One Redis for every pod: shared decisions, limits and budgets.
+            "LLM_ROUTER_CACHE_BACKEND": "redis",
+            "LLM_ROUTER_REDIS_URL": args.redis_url,
+            "LLM_ROUTER_LIMITS_BACKEND": "redis",
+            "LLM_ROUTER_BUDGETS_BACKEND": "redis",
         }
 
     def _declare_deployment(
-        self, role: aws.iam.Role, account: k8s.core.v1.ServiceAccount
+        self,
+        role: aws.iam.Role,
+        account: k8s.core.v1.ServiceAccount,
+        redis: k8s.core.v1.Secret,
     ) -> k8s.apps.v1.Deployment:
         args, large = self._args, self._args.large
         memory = f"{large.router_memory_mb}Mi"
+        env: list[dict[str, object]] = [
+            {"name": key, "value": value}
+            for key, value in sorted(self.environment().items())
+        ]
+        # The AUTH token comes from the Secret, never as a plain value.
+        env.append(
+            {
+                "name": "LLM_ROUTER_REDIS_AUTH_TOKEN",
+                "value_from": {
+                    "secret_key_ref": {"name": REDIS_SECRET, "key": REDIS_TOKEN_KEY}
+                },
+            }
+        )
         return k8s.apps.v1.Deployment(
             f"{self._name}-deployment",
             metadata={"name": NAME, "namespace": self._ns, "labels": LABELS},
@@ -267,12 +300,7 @@ class RouterDeployment(pulumi.ComponentResource):
                                     "ports": [
                                         {"name": "http", "container_port": ROUTER_PORT}
                                     ],
-                                    "env": [
-                                        {"name": key, "value": value}
-                                        for key, value in sorted(
-                                            self.environment().items()
-                                        )
-                                    ],
+                                    "env": env,
                                     "resources": {
                                         "requests": {
                                             "cpu": f"{large.router_cpu_millis}m",
@@ -308,7 +336,7 @@ class RouterDeployment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.provider,
-                depends_on=[args.namespace, account, *args.ready],
+                depends_on=[args.namespace, account, redis, *args.ready],
             ),
         )
 

@@ -19,6 +19,7 @@ from infra.components.cost_alarms import BedrockTarget, CostAlarms, CostAlarmsAr
 from infra.components.router_image import RouterImage, RouterImageArgs
 from infra.components.router_wiring import RouterWiring, RouterWiringArgs
 from infra.config import PROJECT_ROOT, KitConfig
+from infra.large.cache import DecisionCache, DecisionCacheArgs
 from infra.large.cluster import Cluster, ClusterArgs
 from infra.large.config import NIM_PORT, LargeConfig
 from infra.large.gpu import GpuSupport, GpuSupportArgs
@@ -139,6 +140,18 @@ class LargeStack(pulumi.ComponentResource):
             ready=with_nodes,
             monitoring=observability.stack,
         )
+        cache = DecisionCache(
+            f"{name}-cache",
+            DecisionCacheArgs(
+                vpc_id=cluster.vpc_id,
+                subnet_ids=cluster.private_subnet_ids,
+                cluster_security_group_id=cluster.security_group_id,
+                node_type=config.medium.redis_node_type,
+                replicas=config.medium.redis_replicas,
+                tags=tags,
+            ),
+            opts=child,
+        )
         triton = TritonClassifier(
             f"{name}-triton",
             TritonArgs(
@@ -165,6 +178,8 @@ class LargeStack(pulumi.ComponentResource):
                 region=config.region,
                 vpc_id=cluster.vpc_id,
                 triton_address=triton.grpc_address,
+                redis_url=cache.redis.url,
+                redis_auth_token=cache.redis.auth_token,
                 provider=provider,
                 namespace=namespaces[large.namespace],
                 ready=with_nodes,

@@ -35,6 +35,8 @@ class RedisCache(pulumi.ComponentResource):
 
     url: pulumi.Output[str]
     auth_token_secret: aws.secretsmanager.Secret
+    # For runtimes that take the token as a secret value (a Kubernetes Secret).
+    auth_token: pulumi.Output[str]
 
     def __init__(
         self,
@@ -53,6 +55,7 @@ class RedisCache(pulumi.ComponentResource):
             f"{name}-auth-token", length=64, special=False, opts=self._child
         )
         self.auth_token_secret = self._store_token(token)
+        self.auth_token = pulumi.Output.secret(token.result)
         group = self._declare_replication_group(token)
         self.url = group.primary_endpoint_address.apply(
             lambda host: f"rediss://{host}:{REDIS_PORT}/0"

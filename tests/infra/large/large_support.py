@@ -55,7 +55,11 @@ def containers(deployment: MockedResource) -> list[dict[str, Any]]:
 
 def environment(deployment: MockedResource) -> dict[str, str]:
     """The first container's plain environment variables."""
-    return {item["name"]: item["value"] for item in containers(deployment)[0]["env"]}
+    return {
+        item["name"]: item["value"]
+        for item in containers(deployment)[0]["env"]
+        if "value" in item
+    }
 
 
 def metric_names(expression: str) -> set[str]:

@@ -84,9 +84,13 @@ def test_model_caches_live_on_encrypted_efs_reachable_from_the_vpc_only(
     large_run: ProgramRun,
 ) -> None:
     efs = large_run.one("aws:efs/fileSystem:FileSystem")
-    rule = large_run.one(
-        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-    ).inputs
+    [rule] = [
+        r.inputs
+        for r in large_run.of_type(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+        )
+        if "nfs" in r.name
+    ]
     storage_classes = {
         s.inputs["metadata"]["name"]: s.inputs
         for s in large_run.of_type("kubernetes:storage.k8s.io/v1:StorageClass")

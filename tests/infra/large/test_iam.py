@@ -115,7 +115,11 @@ def test_triton_reads_only_its_bucket(large_run: ProgramRun) -> None:
 
 
 def test_the_router_reads_its_api_keys_and_nothing_else(large_run: ProgramRun) -> None:
-    secret = large_run.one("aws:secretsmanager/secret:Secret").outputs["arn"]
+    [secret] = [
+        s.outputs["arn"]
+        for s in large_run.of_type("aws:secretsmanager/secret:Secret")
+        if s.name == "llmr-large-router-api-keys"
+    ]
     [(_, document)] = [
         (r, d) for r, d in policy_documents(large_run) if "svc-pod" in r.name
     ]

@@ -108,7 +108,8 @@ def test_the_router_policy_is_byte_identical_to_the_medium_stacks(
     assert large_env["LLM_ROUTER_POLICY"] == (ROOT / NIM_POLICY).read_text()
     shared = set(large_env) & set(medium_env)
     assert {"LLM_ROUTER_TIER_TARGETS", "LLM_ROUTER_EMF_NAMESPACE"} <= shared
-    for key in shared - {"LLM_ROUTER_API_KEYS_SECRET_ARN"}:
+    # Where each stack's own API-key secret and Redis live.
+    for key in shared - {"LLM_ROUTER_API_KEYS_SECRET_ARN", "LLM_ROUTER_REDIS_URL"}:
         assert large_env[key] == medium_env[key], key
 
 
@@ -304,3 +305,39 @@ def test_model_caches_wait_for_their_storage_class_and_gpu_pools(
     for cache in large_run.of_type("kubernetes:apps.nvidia.com/v1alpha1:NIMCache"):
         assert storage.urn in cache.dependencies, cache.name
         assert {p.urn for p in pools} <= set(cache.dependencies), cache.name
+
+
+def test_router_pods_share_one_encrypted_redis_reachable_from_the_cluster_only(
+    large_run: ProgramRun,
+) -> None:
+    deployment = named(large_run, DEPLOYMENT, "llm-router")
+    env = environment(deployment)
+    [token] = [
+        item["valueFrom"]["secretKeyRef"]
+        for item in containers(deployment)[0]["env"]
+        if item["name"] == "LLM_ROUTER_REDIS_AUTH_TOKEN"
+    ]
+    secret = named(large_run, "kubernetes:core/v1:Secret", "llm-router-redis")
+    redis = large_run.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    [rule] = [
+        r.inputs
+        for r in large_run.of_type(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+        )
+        if "redis" in r.name
+    ]
+    cluster = large_run.one("eks:index:Cluster")
+
+    assert env["LLM_ROUTER_CACHE_BACKEND"] == "redis"
+    assert env["LLM_ROUTER_LIMITS_BACKEND"] == "redis"
+    assert env["LLM_ROUTER_BUDGETS_BACKEND"] == "redis"
+    assert env["LLM_ROUTER_REDIS_URL"].startswith("rediss://")
+    assert token == {"name": "llm-router-redis", "key": "auth-token"}
+    assert set(revealed(secret)) == {"auth-token"}
+    assert redis.inputs["transitEncryptionEnabled"] is True
+    assert redis.inputs["atRestEncryptionEnabled"] is True
+    assert rule["fromPort"] == 6379
+    assert (
+        rule["referencedSecurityGroupId"] == cluster.outputs["clusterSecurityGroupId"]
+    )
+    assert "cidrIpv4" not in rule
