@@ -27,7 +27,11 @@ from infra.policy_pack.rules import check_all
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 BUDGET = "aws:budgets/budget:Budget"
-RUNTIMES = ("aws:lambda/function:Function", "aws:ecs/taskDefinition:TaskDefinition")
+RUNTIMES = (
+    "aws:lambda/function:Function",
+    "aws:ecs/taskDefinition:TaskDefinition",
+    "kubernetes:apps/v1:Deployment",
+)
 # Variables shown by size only: their values are long or secret-adjacent.
 SHOWN_BY_SIZE = ("LLM_ROUTER_POLICY",)
 SECRET_OUTPUTS = ("apiKey", "grafanaAdminPassword", "kubeconfig")
@@ -128,6 +132,8 @@ def _print_environment(run: ProgramRun, out: TextIO) -> None:
         if resource.type not in RUNTIMES:
             continue
         environment, secrets = _runtime_environment(resource)
+        if "LLM_ROUTER_POLICY" not in environment:
+            continue  # another Deployment (Triton), not the router
         print(f"\nRouter environment ({resource.name}):", file=out)
         for key in sorted(environment):
             value = environment[key]
@@ -142,6 +148,15 @@ def _runtime_environment(
 ) -> tuple[dict[str, str], dict[str, str]]:
     if resource.type == RUNTIMES[0]:
         return dict(resource.inputs["environment"]["variables"]), {}
+    if resource.type == RUNTIMES[2]:
+        env = resource.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+        plain = {item["name"]: item["value"] for item in env if "value" in item}
+        refs = {
+            item["name"]: "{name}/{key}".format(**item["valueFrom"]["secretKeyRef"])
+            for item in env
+            if "valueFrom" in item
+        }
+        return plain, refs
     container = json.loads(resource.inputs["containerDefinitions"])[0]
     environment = {item["name"]: item["value"] for item in container["environment"]}
     secrets = {item["name"]: item["valueFrom"] for item in container["secrets"]}
