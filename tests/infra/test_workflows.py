@@ -47,7 +47,7 @@ def test_preview_runs_on_pull_requests_for_each_stack_tests_first() -> None:
     preview = steps[step_index(steps, "pulumi/actions@")]
 
     assert "pull_request" in workflow[True]
-    assert job["strategy"]["matrix"]["stack"] == ["small", "medium"]
+    assert job["strategy"]["matrix"]["stack"] == ["small", "medium", "large"]
     assert tests < step_index(steps, "pulumi/auth-actions@")
     assert step_index(steps, "aws-actions/configure-aws-credentials@") < steps.index(
         preview
