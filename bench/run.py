@@ -45,6 +45,7 @@ class Plan:
     use_wrk: bool
     litellm_venv: Path | None
     router_variants: bool
+    access_log_variant: bool
     classifier: str
     out_dir: Path
     doc: Path | None
@@ -109,6 +110,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
             use_wrk=False,
             litellm_venv=venv_or_none,
             router_variants=False,
+            access_log_variant=False,
             classifier=_classifier(args),
             out_dir=Path(args.out or ROOT / "bench" / "results" / "quick"),
             doc=None,
@@ -137,6 +139,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         use_wrk=True,
         litellm_venv=venv_or_none,
         router_variants=True,
+        access_log_variant=args.access_log_variant,
         classifier=_classifier(args),
         out_dir=out_dir,
         doc=None if args.no_doc else ROOT / "docs" / "benchmarks.md",
@@ -192,7 +195,15 @@ def _measure_delay(
         servers["router"] = processes.start_router(
             upstream.url, workdir, LLM_ROUTER_CLASSIFIER=plan.classifier
         )
-        if plan.router_variants:
+        if plan.router_variants and plan.classifier != "rules":
+            # The same run with the rules classifier, for scale.
+            servers["router (rules)"] = processes.start_router(
+                upstream.url,
+                workdir,
+                name="router-rules",
+                LLM_ROUTER_CLASSIFIER="rules",
+            )
+        if plan.access_log_variant:
             servers["router (no access log)"] = processes.start_router(
                 upstream.url,
                 workdir,
@@ -567,6 +578,11 @@ def main(argv: list[str] | None = None) -> int:
         help="LiteLLM's own virtualenv (created by the full run if absent)",
     )
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument(
+        "--access-log-variant",
+        action="store_true",
+        help="also run the router with LLM_ROUTER_ACCESS_LOG=false",
+    )
     parser.add_argument(
         "--classifier",
         choices=["rules", "learned"],
