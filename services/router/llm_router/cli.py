@@ -55,6 +55,10 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_config(classify)
     classify.add_argument("--jsonl", type=Path, required=True, help="input file")
     classify.set_defaults(run=_classify)
+
+    from llm_router.evaluation.commands import add_commands
+
+    add_commands(commands, _add_config)
     return parser
 
 

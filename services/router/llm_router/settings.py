@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = True
 
-    classifier: Literal["learned", "rules", "triton"] = "rules"
+    classifier: Literal["learned", "rules", "triton"] = "learned"
     classifier_artifact: Path | None = Field(
         default=None,
         description="Learned-classifier artifact; the bundled one when unset.",

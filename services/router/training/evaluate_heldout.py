@@ -121,6 +121,40 @@ def _run_folds(
     return held_rows, probabilities, complexity
 
 
+def _gsm8k_share(complexity: Any, steps: Any) -> str:
+    weak = steps <= GSM8K_WEAK_MAX_STEPS
+    ones = np.ones_like(weak)
+    ours = strong_curve(complexity, weak, ones).share_for(0.95)
+    rng = np.random.default_rng(0)
+    chance = strong_curve(rng.random(len(steps)), weak, ones).share_for(0.95)
+    oracle = strong_curve(steps.astype(float), weak, ones).share_for(0.95)
+    ranks = np.argsort(np.argsort(complexity))
+    correlation = float(np.corrcoef(ranks, steps)[0, 1])
+    return (
+        f"{ours:.3f} (random {chance:.3f}, oracle {oracle:.3f}); "
+        f"rank correlation with steps {correlation:.3f}"
+    )
+
+
+def _score_gsm8k_dev(
+    rows: Sequence[trainlib.Row],
+    every: Sequence[trainlib.Row],
+    config: trainlib.Config,
+    embedder: Any,
+) -> int:
+    """Rank GSM8K problems unseen in training (same source, other problems)."""
+
+    def is_dev(row: trainlib.Row) -> bool:
+        return row.source == "gsm8k_train" and row.extra.get("split") == "dev"
+
+    dev = [r for r in every if is_dev(r)]
+    train = [r for r in rows if not is_dev(r)]
+    _, complexity = trainlib.fit(train, config, embedder).predict(dev)
+    steps = np.asarray([r.extra["solution_steps"] for r in dev])
+    print(f"GSM8K dev split n={len(dev)}: {_gsm8k_share(complexity, steps)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every fold and print the pooled held-out scores."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -135,6 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the scores here")
     parser.add_argument(
         "--save-predictions", type=Path, help="write out-of-fold predictions (.npz)"
+    )
+    parser.add_argument(
+        "--gsm8k-dev",
+        action="store_true",
+        help="instead: train without GSM8K's dev split and rank those problems",
     )
     parser.add_argument(
         "--rescore",
@@ -164,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         folds = folds[:3]
     print(f"config: {config.to_json()}")
 
+    if args.gsm8k_dev:
+        every = trainlib.load_shared_rows(args.shared)
+        return _score_gsm8k_dev(rows, every, config, embedder)
     if args.rescore:
         saved = np.load(args.rescore, allow_pickle=False)
         by_id = {r.id: r for r in rows}

@@ -61,6 +61,22 @@ MMLU_TARGETS = {
     (False, False): 0.5,
     (False, True): 0.85,
 }
+MMLU_SUBJECT_TASKS = {
+    "abstract_algebra": "math_reasoning",
+    "elementary_mathematics": "math_reasoning",
+    "high_school_mathematics": "math_reasoning",
+}
+MMLU_MIXED_SUBJECTS = frozenset(
+    {
+        "college_chemistry",
+        "econometrics",
+        "formal_logic",
+        "high_school_chemistry",
+        "high_school_physics",
+        "machine_learning",
+        "professional_accounting",
+    }
+)
 P3_COMPLEXITY = 0.3
 DEFAULT_CAP = 400
 MBPP_COMPLEXITY = 0.55
@@ -96,7 +112,7 @@ class Config:
     max_features: int = 120_000
     task_c: float = 8.0
     complexity_c: float = 2.0
-    handwritten_boost: float = 6.0
+    handwritten_boost: float = 20.0
     seed: int = 13
 
     def to_json(self) -> dict[str, Any]:
@@ -157,7 +173,10 @@ def load_shared_rows(shared_dir: Path, cap: int | None = None) -> list[Row]:
                 source=source,
                 group=group,
                 complexity=complexity,
-                extra={"solution_steps": raw.get("solution_steps")},
+                extra={
+                    "solution_steps": raw.get("solution_steps"),
+                    "split": raw.get("split"),
+                },
             )
         )
     return rows
@@ -181,15 +200,23 @@ def _cap_groups(raws: list[dict[str, Any]], cap: int) -> list[dict[str, Any]]:
 
 
 def load_outcome_rows(shared_dir: Path) -> list[Row]:
-    """MMLU rows with weak/strong outcomes, complexity-only."""
+    """MMLU rows with weak/strong outcomes; some subjects also get a task.
+
+    A multiple-choice knowledge question with no passage is `open_qa`, a
+    pure mathematics one `math_reasoning`. Subjects that mix calculation and
+    knowledge (physics, chemistry, accounting, logic, ...) train only the
+    complexity head, because either task would be a fair label.
+    """
     rows = []
     for raw in read_jsonl(shared_dir / "routing_outcomes_dev.jsonl"):
         weak, strong = bool(raw["weak_correct"]), bool(raw["strong_correct"])
+        subject = raw["source_label"]
+        task = MMLU_SUBJECT_TASKS.get(subject, "open_qa")
         rows.append(
             Row(
                 id=raw["id"],
                 text=raw["text"],
-                task=None,
+                task=None if subject in MMLU_MIXED_SUBJECTS else task,
                 source="mmlu",
                 group=f"mmlu:{raw['source_label']}",
                 complexity=MMLU_TARGETS[(weak, strong)],
@@ -303,10 +330,13 @@ def embed_rows(
 
 
 def task_weights(rows: Sequence[Row], config: Config) -> npt.NDArray[np.float64]:
-    """Balance tasks, then give hand-written rows a boost within their task."""
-    raw = np.asarray(
-        [config.handwritten_boost if r.source == "handwritten" else 1.0 for r in rows]
-    )
+    """Balance tasks, then weight sources within each task.
+
+    Hand-written rows get `handwritten_boost`; the many MMLU rows a quarter,
+    so one benchmark's format does not crowd out the rest of `open_qa`.
+    """
+    per_source = {"handwritten": config.handwritten_boost, "mmlu": 0.25}
+    raw = np.asarray([per_source.get(r.source, 1.0) for r in rows])
     weights = np.zeros(len(rows))
     tasks = np.asarray([r.task for r in rows])
     for task in set(tasks):

@@ -44,7 +44,7 @@ def test_embedded_default_has_three_simulated_tiers_cheapest_first() -> None:
     ("task", "complexity", "tier"),
     [
         ("code_generation", 0.5, "large"),
-        ("code_generation", 0.2, "medium"),
+        ("code_generation", 0.32, "medium"),
         ("code_generation", 0.05, "small"),
         ("open_qa", 0.5, "medium"),
         ("open_qa", 0.9, "large"),

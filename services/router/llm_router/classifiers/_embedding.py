@@ -11,12 +11,15 @@ module, so they agree by construction.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from llm_router.classifiers._features import cut_text
 
 MAX_WORD_CHARS = 100
 MAX_TOKENS = 512
@@ -30,8 +33,16 @@ def _is_punctuation(char: str) -> bool:
     return unicodedata.category(char).startswith("P")
 
 
+# ASCII text (most prompts) takes one regex instead of a loop over characters:
+# runs of letters and digits, and every other visible character on its own,
+# which is what the loop below yields for ASCII input.
+_ASCII_WORDS = re.compile(r"[a-z0-9\x7f]+|[^a-z0-9\x7f\s\x00-\x1f]")
+
+
 def split_words(text: str) -> list[str]:
     """Lowercased, accent-stripped words and single punctuation marks."""
+    if text.isascii():
+        return _ASCII_WORDS.findall(text.lower())
     text = unicodedata.normalize("NFD", text.lower())
     words: list[str] = []
     current: list[str] = []
@@ -75,7 +86,7 @@ class StaticEmbedder:
         """WordPiece token ids of a text; unknown words are dropped."""
         ids: list[int] = []
         cache = self._cache
-        for word in split_words(text):
+        for word in split_words(cut_text(text)):
             pieces = cache.get(word)
             if pieces is None:
                 pieces = self._split_word(word)

@@ -7,8 +7,10 @@ inputs. Everything here is plain Python and numpy: no scikit-learn, no scipy.
 
 Features are strings looked up in a fixed vocabulary:
 - word unigrams and bigrams of the turn (`w:`, `b:`);
-- the first three words and the last word (`f0:`..`f2:`, `l:`), because an
-  instruction usually opens or closes a prompt;
+- the first three words and the last word (`f0:`..`f2:`, `l:`), and the
+  first and last ten words (`h:`, `t:`), because an instruction usually opens
+  or closes a prompt while pasted material (a review, an article) fills the
+  middle and should not decide the task;
 - character 3- and 4-grams inside words of the turn's head (`c:`), which catch
   code syntax and word stems the word features miss;
 - coarse shape buckets: length, lines, digits, code markers, question mark
@@ -20,8 +22,8 @@ Features are strings looked up in a fixed vocabulary:
 from __future__ import annotations
 
 import itertools
-import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,10 +32,11 @@ import numpy.typing as npt
 
 # Long prompts are cut to a head and a tail: the instruction is at one end or
 # the other, and bounding the text bounds the decision time.
-HEAD_CHARS = 1500
-TAIL_CHARS = 400
+HEAD_CHARS = 800
+TAIL_CHARS = 300
 CHAR_GRAM_CHARS = 200
 CONTEXT_CHARS = 600
+INSTRUCTION_WORDS = 10
 
 _TOKEN = re.compile(r"[^\W_]+|[^\w\s]")
 _CODE = re.compile(
@@ -68,6 +71,8 @@ def extract_features(text: str, context: str = "") -> list[str]:
     features = [f"w:{w}" for w in words]
     features += [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
     features += [f"f{i}:{w}" for i, w in enumerate(words[:3])]
+    features += [f"h:{w}" for w in words[:INSTRUCTION_WORDS]]
+    features += [f"t:{w}" for w in words[-INSTRUCTION_WORDS:]]
     if words:
         features.append(f"l:{words[-1]}")
     for word in lowered[:CHAR_GRAM_CHARS].split():
@@ -125,36 +130,36 @@ class Vectorizer:
         self.index = {feature: i for i, feature in enumerate(self.vocabulary)}
         self.idf = np.asarray(idf, dtype=np.float64)
 
-    def transform_one(self, features: Sequence[str]) -> tuple[list[int], list[float]]:
+    def transform_one(
+        self, features: Sequence[str]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """One row as sorted column indices and normalised weights."""
-        index = self.index
-        counts: dict[int, int] = {}
-        for feature in features:
-            column = index.get(feature)
-            if column is not None:
-                counts[column] = counts.get(column, 0) + 1
-        columns = sorted(counts)
-        idf = self.idf
-        weights = [(1.0 + math.log(counts[c])) * idf[c] for c in columns]
-        norm = math.sqrt(sum(w * w for w in weights))
+        lookup = self.index.get
+        found = [
+            (column, count)
+            for feature, count in Counter(features).items()
+            if (column := lookup(feature)) is not None
+        ]
+        found.sort()
+        columns = np.fromiter((c for c, _ in found), dtype=np.int64, count=len(found))
+        counts = np.fromiter((n for _, n in found), dtype=np.float64, count=len(found))
+        weights = (1.0 + np.log(counts)) * self.idf[columns]
+        norm = float(np.sqrt(np.dot(weights, weights)))
         if norm > 0:
-            weights = [w / norm for w in weights]
+            weights /= norm
         return columns, weights
 
     def transform(self, rows: Sequence[Sequence[str]]) -> SparseRows:
         """Many rows in CSR layout."""
-        all_columns: list[int] = []
-        all_weights: list[float] = []
-        offsets = [0]
-        for features in rows:
-            columns, weights = self.transform_one(features)
-            all_columns += columns
-            all_weights += weights
-            offsets.append(len(all_columns))
+        parts = [self.transform_one(features) for features in rows]
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(columns) for columns, _ in parts], out=offsets[1:])
+        if not parts:
+            return SparseRows(np.zeros(0, np.int64), np.zeros(0), offsets)
         return SparseRows(
-            indices=np.asarray(all_columns, dtype=np.int64),
-            values=np.asarray(all_weights, dtype=np.float64),
-            offsets=np.asarray(offsets, dtype=np.int64),
+            indices=np.concatenate([columns for columns, _ in parts]),
+            values=np.concatenate([weights for _, weights in parts]),
+            offsets=offsets,
         )
 
 

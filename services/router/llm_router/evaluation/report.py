@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_router.classifiers.base import TASKS, Classification, Classifier, Turn
+from llm_router.classifiers.base import TASKS, Classifier, Turn
 from llm_router.errors import ConfigError
 from llm_router.evaluation.metrics import (
     StrongCurve,
@@ -107,15 +107,6 @@ def evaluate(
         curve=curve,
         curve_costs=_cost_curve(policy, complexity, tokens),
         policy_strong_share=sum(t == largest for t in tiers) / len(tiers),
-    )
-
-
-def classify_rows(
-    rows: Sequence[dict[str, Any]], classifier: Classifier
-) -> list[Classification]:
-    """Classifications for JSON rows with `text` and optional `context`."""
-    return classifier.classify_many(
-        [Turn(row["text"], row.get("context") or "") for row in rows]
     )
 
 

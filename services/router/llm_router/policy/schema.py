@@ -114,8 +114,9 @@ class TierConfig(_Strict):
 class ComplexityRules(_Strict):
     """Each threshold the score falls below (or rises above) moves one tier."""
 
-    step_down_below: tuple[float, ...] = (0.3, 0.12)
-    step_up_above: tuple[float, ...] = (0.72,)
+    # The same values as policy/default.yaml; see docs/classifier.md.
+    step_down_below: tuple[float, ...] = (0.33, 0.31)
+    step_up_above: tuple[float, ...] = (0.6,)
 
     @model_validator(mode="after")
     def _check_order(self) -> ComplexityRules:
