@@ -64,7 +64,7 @@ async def chat_completions(request: Request) -> Response:
         service.recorder.record(rec)
         raise
 
-    service.recent.remember(request_id, decision.tier, decision.task)
+    service.recent.remember(request_id, tier, decision.task)
     headers = decision_headers(decision, request_id)
     if chat.stream:
         include_usage = bool(chat.stream_options and chat.stream_options.include_usage)

@@ -23,9 +23,11 @@ def _service(request: Request) -> RouterService:
 @router.post("/v1/route", tags=["routing"])
 async def route(body: RouteRequest, request: Request) -> JSONResponse:
     """The decision for a request, without calling any upstream."""
-    decision = await _service(request).router.decide(
-        dump_messages(body.messages), body.model
-    )
+    service = _service(request)
+    decision = await service.router.decide(dump_messages(body.messages), body.model)
+    # A client that routes here and calls the model itself can still send
+    # feedback on the decision.
+    service.recent.remember(request.state.request_id, decision.tier, decision.task)
     return JSONResponse(
         decision.to_json(), headers={"x-request-id": request.state.request_id}
     )
@@ -56,6 +58,9 @@ async def list_models(request: Request) -> JSONResponse:
 async def feedback(body: FeedbackRequest, request: Request) -> JSONResponse:
     """Record whether a recent request's tier was right."""
     service = _service(request)
+    if body.task is not None and body.task not in TASKS:
+        msg = f"Unknown task {body.task!r}. Known tasks: {', '.join(TASKS)}."
+        raise InvalidRequest(msg, param="task", code="invalid_value")
     known = service.recent.find(body.request_id)
     if known is None:
         msg = (
@@ -63,9 +68,6 @@ async def feedback(body: FeedbackRequest, request: Request) -> JSONResponse:
             f"accepted for {service.settings.feedback_window_s} s after a request."
         )
         raise NotFound(msg, param="request_id", code="request_not_found")
-    if body.task is not None and body.task not in TASKS:
-        msg = f"Unknown task {body.task!r}. Known tasks: {', '.join(TASKS)}."
-        raise InvalidRequest(msg, param="task", code="invalid_value")
     service.metrics.feedback.labels(known.tier, body.verdict).inc()
     if body.task is not None:
         service.metrics.feedback_tasks.labels(known.task, body.task).inc()

@@ -1,0 +1,188 @@
+"""`POST /v1/feedback` through a real router: accounting, validation, expiry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpers import serve_router
+from llm_router.service import RouterService
+
+
+@pytest.fixture
+def router() -> Iterator[tuple[str, RouterService]]:
+    with serve_router() as running:
+        yield running
+
+
+@pytest.fixture
+def http(router: tuple[str, RouterService]) -> Iterator[httpx.Client]:
+    url, _ = router
+    with httpx.Client(base_url=url, timeout=10) as client:
+        yield client
+
+
+def _chat(http: httpx.Client, prompt: str, **extra: object) -> httpx.Response:
+    body = {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
+    body.update(extra)
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _samples(http: httpx.Client, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    response = http.get("/metrics")
+    assert response.status_code == 200, response.text
+    found = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_verdicts_are_counted_per_tier_of_the_request(http: httpx.Client) -> None:
+    small = _chat(http, "Write a FizzBuzz program in Python")
+    large = _chat(
+        http,
+        "Design a distributed system for a globally replicated database with "
+        "consensus, partitioning and fault tolerance.",
+    )
+    assert small.headers["x-router-tier"] == "small"
+    assert large.headers["x-router-tier"] == "large"
+
+    for response, verdict in ((small, "too_weak"), (small, "too_weak"), (large, "ok")):
+        reply = http.post(
+            "/v1/feedback",
+            json={"request_id": response.headers["x-request-id"], "verdict": verdict},
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {
+            "request_id": response.headers["x-request-id"],
+            "recorded": True,
+        }
+
+    counts = _samples(http, "llm_router_feedback_total")
+    assert counts[(("tier", "small"), ("verdict", "too_weak"))] == 2.0
+    assert counts[(("tier", "large"), ("verdict", "ok"))] == 1.0
+    assert (("tier", "small"), ("verdict", "ok")) not in counts
+    assert _samples(http, "llm_router_feedback_tasks_total") == {}
+
+
+def test_reported_task_counts_against_the_predicted_task(http: httpx.Client) -> None:
+    response = _chat(http, "Summarize this article in three bullet points: ...")
+    predicted = response.headers["x-router-task"]
+
+    reply = http.post(
+        "/v1/feedback",
+        json={
+            "request_id": response.headers["x-request-id"],
+            "verdict": "too_strong",
+            "task": "rewrite",
+        },
+    )
+
+    assert reply.status_code == 200, reply.text
+    tasks = _samples(http, "llm_router_feedback_tasks_total")
+    assert tasks == {(("predicted", predicted), ("reported", "rewrite")): 1.0}
+    verdicts = _samples(http, "llm_router_feedback_total")
+    tier = response.headers["x-router-tier"]
+    assert verdicts == {(("tier", tier), ("verdict", "too_strong")): 1.0}
+
+
+def test_unknown_request_id_is_a_404_naming_the_window(http: httpx.Client) -> None:
+    reply = http.post(
+        "/v1/feedback", json={"request_id": "never-seen", "verdict": "ok"}
+    )
+
+    assert reply.status_code == 404, reply.text
+    error = reply.json()["error"]
+    assert "'never-seen'" in error["message"]
+    assert "3600 s" in error["message"]
+    assert error["param"] == "request_id"
+    assert error["code"] == "request_not_found"
+    assert _samples(http, "llm_router_feedback_total") == {}
+
+
+def test_expired_request_id_is_a_404() -> None:
+    with (
+        serve_router(feedback_window_s=1) as (url, _),
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
+        response = _chat(http, "hello there")
+        time.sleep(1.1)
+
+        reply = http.post(
+            "/v1/feedback",
+            json={"request_id": response.headers["x-request-id"], "verdict": "ok"},
+        )
+
+    assert reply.status_code == 404, reply.text
+    assert "1 s after a request" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"verdict": "ok"}, "request_id"),
+        ({"request_id": "x", "verdict": "great"}, "verdict"),
+        ({"request_id": "x", "verdict": "ok", "extra": 1}, "extra"),
+    ],
+)
+def test_bad_bodies_are_400_naming_the_field(
+    http: httpx.Client, body: dict[str, object], param: str
+) -> None:
+    reply = http.post("/v1/feedback", json=body)
+
+    assert reply.status_code == 400, reply.text
+    assert param in reply.json()["error"]["message"]
+
+
+def test_unknown_task_is_400_even_for_a_known_request(http: httpx.Client) -> None:
+    response = _chat(http, "hello there")
+
+    reply = http.post(
+        "/v1/feedback",
+        json={
+            "request_id": response.headers["x-request-id"],
+            "verdict": "ok",
+            "task": "poetry",
+        },
+    )
+
+    assert reply.status_code == 400, reply.text
+    message = reply.json()["error"]["message"]
+    assert "'poetry'" in message
+    assert "code_generation" in message
+    assert _samples(http, "llm_router_feedback_total") == {}
+
+
+def test_unknown_task_with_unknown_id_is_400_not_404(http: httpx.Client) -> None:
+    reply = http.post(
+        "/v1/feedback",
+        json={"request_id": "never-seen", "verdict": "ok", "task": "poetry"},
+    )
+
+    assert reply.status_code == 400, reply.text
+
+
+def test_route_decisions_accept_feedback(http: httpx.Client) -> None:
+    decision = http.post(
+        "/v1/route",
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert decision.status_code == 200, decision.text
+
+    reply = http.post(
+        "/v1/feedback",
+        json={"request_id": decision.headers["x-request-id"], "verdict": "ok"},
+    )
+
+    assert reply.status_code == 200, reply.text
+    tier = decision.json()["tier"]
+    counts = _samples(http, "llm_router_feedback_total")
+    assert counts == {(("tier", tier), ("verdict", "ok")): 1.0}
