@@ -72,17 +72,20 @@ async def measure_in_process(classifier: str, samples: int) -> DecisionResult:
         for i in range(64)
         for prompt in PROMPTS
     ]
-    for messages in conversations[:50]:
-        await router.decide(messages)
-
     times: list[float] = []
     cpu: list[float] = []
-    for i in range(samples):
-        messages = conversations[i % len(conversations)]
-        started, started_cpu = time.perf_counter(), time.thread_time()
-        await router.decide(messages)
-        cpu.append((time.thread_time() - started_cpu) * 1000)
-        times.append((time.perf_counter() - started) * 1000)
+    try:
+        for messages in conversations[:50]:
+            await router.decide(messages)
+        for i in range(samples):
+            messages = conversations[i % len(conversations)]
+            started, started_cpu = time.perf_counter(), time.thread_time()
+            await router.decide(messages)
+            cpu.append((time.thread_time() - started_cpu) * 1000)
+            times.append((time.perf_counter() - started) * 1000)
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        await built.aclose()
+        return DecisionResult(classifier, note=f"failed: {type(exc).__name__}: {exc}")
     await built.aclose()
     return DecisionResult(
         classifier,
