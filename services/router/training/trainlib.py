@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 
 from llm_router.classifiers._embedding import StaticEmbedder
 from llm_router.classifiers._features import Vectorizer, extract_features
@@ -113,6 +113,8 @@ class Config:
     task_c: float = 8.0
     complexity_c: float = 2.0
     handwritten_boost: float = 20.0
+    math_alpha: float = 3.0
+    math_scale: float = 1.0
     seed: int = 13
 
     def to_json(self) -> dict[str, Any]:
@@ -126,6 +128,8 @@ class Config:
             "task_c": self.task_c,
             "complexity_c": self.complexity_c,
             "handwritten_boost": self.handwritten_boost,
+            "math_alpha": self.math_alpha,
+            "math_scale": self.math_scale,
             "seed": self.seed,
         }
 
@@ -192,7 +196,9 @@ def _cap_groups(raws: list[dict[str, Any]], cap: int) -> list[dict[str, Any]]:
     kept = []
     for key in sorted(groups):
         members = groups[key]
-        if len(members) > cap:
+        # Every GSM8K row is kept: the maths complexity term learns solution
+        # length from them, and it needs more than a few hundred.
+        if len(members) > cap and key[0] != "gsm8k_train":
             chosen = sorted(rng.choice(len(members), size=cap, replace=False))
             members = [members[i] for i in chosen]
         kept += members
@@ -237,6 +243,7 @@ def load_handwritten(path: Path, source: str = "handwritten") -> list[Row]:
             group=source,
             complexity=float(raw["complexity"]),
             context=raw.get("context", ""),
+            extra={"solution_steps": raw.get("solution_steps")},
         )
         for raw in read_jsonl(path)
     ]
@@ -347,7 +354,7 @@ def task_weights(rows: Sequence[Row], config: Config) -> npt.NDArray[np.float64]
 
 def complexity_weights(rows: Sequence[Row], config: Config) -> npt.NDArray[np.float64]:
     """How much each source counts for the complexity head."""
-    per_source = {"mmlu": 1.0, "gsm8k_train": 1.0, "mbpp": 0.5}
+    per_source = {"mmlu": 1.0, "gsm8k_train": 3.0, "mbpp": 0.5}
     return np.asarray(
         [
             config.handwritten_boost
@@ -366,6 +373,8 @@ class TrainedModel:
     space: FeatureSpace
     task_head: LogisticRegression
     complexity_head: LogisticRegression
+    math_coef: npt.NDArray[np.float64]
+    math_intercept: float
 
     def predict(
         self, rows: Sequence[Row]
@@ -376,7 +385,10 @@ class TrainedModel:
         known = self.task_head.predict_proba(matrix)
         for column, label in enumerate(self.task_head.classes_):
             probabilities[:, int(label)] = known[:, column]
-        complexity = self.complexity_head.predict_proba(matrix)[:, 1]
+        logit = self.complexity_head.decision_function(matrix)
+        math = np.maximum(0.0, matrix @ self.math_coef + self.math_intercept)
+        logit = logit + probabilities[:, TASK_INDEX["math_reasoning"]] * math
+        complexity = 1.0 / (1.0 + np.exp(-logit))
         return probabilities, complexity
 
 
@@ -410,12 +422,46 @@ def fit(
     )
     complexity_head.fit(doubled, doubled_labels, sample_weight=doubled_weights)
 
+    math_coef, math_intercept = _fit_math_head(rows, space, config)
     for head in (task_head, complexity_head):
         # The artifact stores float32: predict with exactly those weights here
         # too, so trainer and runtime agree to float64 rounding.
         head.coef_ = head.coef_.astype(np.float32).astype(np.float64)
         head.intercept_ = head.intercept_.astype(np.float32).astype(np.float64)
-    return TrainedModel(config, space, task_head, complexity_head)
+    return TrainedModel(
+        config,
+        space,
+        task_head,
+        complexity_head,
+        math_coef.astype(np.float32).astype(np.float64),
+        float(np.float32(math_intercept)),
+    )
+
+
+def _fit_math_head(
+    rows: Sequence[Row], space: FeatureSpace, config: Config
+) -> tuple[npt.NDArray[np.float64], float]:
+    """A ridge model of GSM8K solution length, added for maths turns.
+
+    The shared complexity head ranks maths word problems no better than chance
+    (their difficulty is how many steps they take, which MMLU outcomes do not
+    teach), so maths turns get a second term: standardised predicted steps
+    plus one, times `math_scale`, clipped at zero, weighted by the maths
+    probability. Without GSM8K rows (a held-out fold) the term is zero.
+    """
+    gsm8k = [r for r in rows if r.extra.get("solution_steps") is not None]
+    width = space.transform(rows[:1]).shape[1]
+    if len(gsm8k) < 5:
+        return np.zeros(width), 0.0
+    steps = np.asarray([float(r.extra["solution_steps"]) for r in gsm8k])
+    target = (steps - steps.mean()) / (steps.std() or 1.0)
+    ridge = Ridge(alpha=config.math_alpha, random_state=config.seed)
+    ridge.fit(space.transform(gsm8k), target)
+    coef = np.asarray(ridge.coef_, dtype=np.float64) * config.math_scale
+    # Shifted by one standard deviation and clipped at zero when applied, so
+    # the term only ever raises a maths turn's complexity: ranking problems by
+    # length must not drop short ones below the tier maths needs.
+    return coef, (float(ridge.intercept_) + 1.0) * config.math_scale
 
 
 def export(model: TrainedModel, directory: Path, metadata: dict[str, Any]) -> Path:
@@ -439,13 +485,16 @@ def export(model: TrainedModel, directory: Path, metadata: dict[str, Any]) -> Pa
             task_bias[label] = model.task_head.intercept_[row]
     complexity_coef = model.complexity_head.coef_[0]
 
-    weights = np.vstack([task_coef, complexity_coef[None, :]]).T  # features x 13
+    # features x 14: task logits, the complexity logit, the maths term.
+    weights = np.vstack(
+        [task_coef, complexity_coef[None, :], model.math_coef[None, :]]
+    ).T
     arrays: dict[str, Any] = {
         "sparse_weights": weights[:n_sparse].astype(np.float32),
         "dense_weights": weights[n_sparse:].astype(np.float32),
-        "bias": np.concatenate([task_bias, model.complexity_head.intercept_]).astype(
-            np.float32
-        ),
+        "bias": np.concatenate(
+            [task_bias, model.complexity_head.intercept_, [model.math_intercept]]
+        ).astype(np.float32),
     }
     if vectorizer is not None:
         arrays["vocabulary"] = np.asarray(vectorizer.vocabulary)

@@ -184,6 +184,10 @@ def test_training_on_a_fixture_end_to_end_matches_the_runtime(tmp_path: Path) ->
         assert sorted(a.files) == sorted(b.files)
         for name in a.files:
             assert np.array_equal(a[name], b[name]), f"{name} differs between runs"
+        # 12 task logits, complexity, and the maths term the fixture's rows
+        # with `solution_steps` train.
+        assert a["sparse_weights"].shape[1] == len(TASKS) + 2
+        assert np.any(a["sparse_weights"][:, -1] != 0)
 
     runtime = LearnedClassifier.from_artifact(first)
     rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]

@@ -46,6 +46,7 @@ _CODE = re.compile(
 )
 _MATH = re.compile(r"\d\s*[-+*/^=<>]\s*\d|\d\s*%|\$\s?\d|[a-z]\^\d|\bx\s*[-+=]")
 _DIGIT = re.compile(r"\d+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CHOICES = re.compile(r"^\s*\(?[A-Da-d][.)]\s", re.MULTILINE)
 
 
@@ -86,6 +87,15 @@ def extract_features(text: str, context: str = "") -> list[str]:
     features.append(_bucket("digits", len(_DIGIT.findall(text)), (0, 2, 5, 10)))
     features.append(_bucket("code", len(_CODE.findall(text)), (0, 1, 3)))
     features.append(_bucket("math", len(_MATH.findall(lowered)), (0, 1, 3)))
+    numbers = len(_NUMBER.findall(text))
+    if numbers >= 2:
+        # Word problems: how much there is to compute grows with the numbers
+        # and the words around them (GSM8K solution length follows both).
+        features.append(_bucket("numbers", numbers, (2, 3, 4, 5, 6, 8, 10)))
+        features.append(
+            _bucket("numeric-words", len(words), (20, 30, 40, 50, 60, 80, 100))
+        )
+        features.append(_bucket("sentences", text.count(". "), (1, 2, 3, 4, 5, 7)))
     if _CHOICES.search(text):
         features.append("s:choices")
     if text.rstrip().endswith("?"):

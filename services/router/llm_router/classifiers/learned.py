@@ -2,8 +2,9 @@
 
 The artifact (trained by `services/router/training/train.py`) holds a
 vocabulary with idf weights, a static WordPiece embedding table distilled from
-MiniLM, and one weight matrix whose first 12 columns are task logits and whose
-last column is the complexity logit. Serving is numpy only: extracting the
+MiniLM, and one weight matrix: 12 task-logit columns, the complexity logit,
+and a maths term (predicted solution length) added to the complexity logit in
+proportion to the maths probability. Serving is numpy only: extracting the
 features, one sparse and one dense product, a softmax and a sigmoid. The same
 code answers in process, in `llm-router classify` and in the Triton Python
 backend, so their outputs agree exactly.
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 ARTIFACT_FORMAT = 1
+_MATH = TASKS.index("math_reasoning")
 
 
 class LearnedModel:
@@ -109,7 +111,13 @@ class LearnedModel:
         task_logits = task_logits - task_logits.max(axis=1, keepdims=True)
         exps = np.exp(task_logits)
         probabilities = exps / exps.sum(axis=1, keepdims=True)
-        complexity = 1.0 / (1.0 + np.exp(-logits[:, len(TASKS)]))
+        complexity_logit = logits[:, len(TASKS)]
+        if logits.shape[1] > len(TASKS) + 1:
+            # The maths term (predicted solution length, never negative)
+            # counts as much as the turn looks like maths.
+            math = np.maximum(0.0, logits[:, -1])
+            complexity_logit = complexity_logit + probabilities[:, _MATH] * math
+        complexity = 1.0 / (1.0 + np.exp(-complexity_logit))
         return probabilities, complexity
 
 
