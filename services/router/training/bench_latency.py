@@ -61,13 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for turn in turns:  # warm-up: caches, allocator, branch predictors
         choose_tier(policy, classifier.classify(turn))
 
-    samples = []
+    samples: list[float] = []
+    by_kind: dict[str, list[float]] = {"chat (hand-written)": [], "long templated": []}
+    n_chat = len(trainlib.load_handwritten(trainlib.HANDWRITTEN_EVAL))
     gc.disable()
     for _ in range(args.rounds):
-        for turn in turns:
+        for position, turn in enumerate(turns):
             begin = time.perf_counter()
             choose_tier(policy, classifier.classify(turn))
-            samples.append((time.perf_counter() - begin) * 1000)
+            elapsed = (time.perf_counter() - begin) * 1000
+            samples.append(elapsed)
+            kind = "chat (hand-written)" if position < n_chat else "long templated"
+            by_kind[kind].append(elapsed)
     gc.enable()
     samples.sort()
     p99 = samples[int(0.99 * (len(samples) - 1))]
@@ -87,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"decision latency ms: p50 {statistics.median(samples):.3f}  "
         f"p99 {p99:.3f}  max {samples[-1]:.3f}"
     )
+    for kind, values in by_kind.items():
+        if values:
+            values.sort()
+            print(
+                f"  {kind:<20} n={len(values):>5}  p50 {statistics.median(values):.3f}"
+                f"  p99 {values[int(0.99 * (len(values) - 1))]:.3f}"
+            )
     print(f"classify_many: {len(batch) / batch_s:.0f} prompts/s ({len(batch)} prompts)")
     return 0
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -144,15 +143,10 @@ class Vectorizer:
         self, features: Sequence[str]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """One row as sorted column indices and normalised weights."""
-        lookup = self.index.get
-        found = [
-            (column, count)
-            for feature, count in Counter(features).items()
-            if (column := lookup(feature)) is not None
-        ]
-        found.sort()
-        columns = np.fromiter((c for c, _ in found), dtype=np.int64, count=len(found))
-        counts = np.fromiter((n for _, n in found), dtype=np.float64, count=len(found))
+        found = [c for c in map(self.index.get, features) if c is not None]
+        columns, counts = np.unique(
+            np.asarray(found, dtype=np.int64), return_counts=True
+        )
         weights = (1.0 + np.log(counts)) * self.idf[columns]
         norm = float(np.sqrt(np.dot(weights, weights)))
         if norm > 0:
