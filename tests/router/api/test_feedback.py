@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import serve_router
+from helpers import serve_router, write_policy
 from llm_router.service import RouterService
 
 
@@ -186,3 +187,36 @@ def test_route_decisions_accept_feedback(http: httpx.Client) -> None:
     tier = decision.json()["tier"]
     counts = _samples(http, "llm_router_feedback_total")
     assert counts == {(("tier", tier), ("verdict", "ok")): 1.0}
+
+
+def test_feedback_counts_the_tier_that_answered_after_a_budget_downgrade(
+    tmp_path: Path,
+) -> None:
+    policy = (
+        "version: 1\nname: budgets\nproviders:\n  sim:\n    type: simulated\n"
+        "tiers:\n"
+        "  small:\n    provider: sim\n    model: sim-small\n"
+        "    input_usd_per_million: 1\n    output_usd_per_million: 1\n"
+        "  medium:\n    provider: sim\n    model: sim-medium\n"
+        "    input_usd_per_million: 1\n    output_usd_per_million: 1\n"
+        "  large:\n    provider: sim\n    model: sim-large\n"
+        "    input_usd_per_million: 1000\n    output_usd_per_million: 1000\n"
+        "    daily_budget_usd: 0.01\n"
+    )
+    forced = {"model": "large", "messages": [{"role": "user", "content": "hi"}]}
+    with (
+        serve_router(write_policy(tmp_path, policy)) as (url, _),
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
+        http.post("/v1/chat/completions", json=forced)  # spends the budget
+        downgraded = http.post("/v1/chat/completions", json=forced)
+        assert downgraded.headers["x-router-tier"] == "medium", downgraded.text
+
+        reply = http.post(
+            "/v1/feedback",
+            json={"request_id": downgraded.headers["x-request-id"], "verdict": "ok"},
+        )
+        counts = _samples(http, "llm_router_feedback_total")
+
+    assert reply.status_code == 200, reply.text
+    assert counts == {(("tier", "medium"), ("verdict", "ok")): 1.0}
