@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import metrics
-from infra.config import AlarmConfig
+from infra.config import AlarmConfig, KitConfig
 from infra.dashboard import build_dashboard_body
 
 Query = aws.cloudwatch.MetricAlarmMetricQueryArgsDict
@@ -77,6 +77,28 @@ class CostAlarmsArgs:
     region: str
     stack: str
     tags: Mapping[str, str]
+
+    @classmethod
+    def for_stack(
+        cls, config: KitConfig, profile_arns: Mapping[str, pulumi.Input[str]]
+    ) -> CostAlarmsArgs:
+        """Watch every tier of the stack's policy, Bedrock ones by their profile."""
+        return cls(
+            tiers=config.policy.tier_names,
+            bedrock=[
+                BedrockTarget(
+                    tier=tier.tier,
+                    model=tier.model,
+                    profile_arn=profile_arns[tier.tier],
+                )
+                for tier in config.policy.bedrock_tiers
+            ],
+            alarms=config.alarms,
+            namespace=config.emf_namespace,
+            region=config.region,
+            stack=config.stack,
+            tags=dict(config.tags),
+        )
 
 
 class CostAlarms(pulumi.ComponentResource):

@@ -17,6 +17,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
+from infra.config import PROJECT_ROOT, KitConfig
+
 DOCKERFILE = "services/router/Dockerfile"
 KEEP_IMAGES = 10
 
@@ -31,6 +33,15 @@ class RouterImageArgs:
     # The large stack builds its Triton image with this component too.
     dockerfile: str = DOCKERFILE
     platform: docker_build.Platform = docker_build.Platform.LINUX_ARM64
+
+    @classmethod
+    def for_stack(cls, config: KitConfig) -> RouterImageArgs:
+        """The router image every stack builds from this checkout."""
+        return cls(
+            root=PROJECT_ROOT,
+            build_on_preview=config.image_build_on_preview,
+            tags=dict(config.tags),
+        )
 
 
 class RouterImage(pulumi.ComponentResource):

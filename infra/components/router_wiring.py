@@ -16,6 +16,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.components.bedrock_profiles import BedrockProfiles, BedrockProfilesArgs
+from infra.config import KitConfig
 from infra.router_policy import RouterPolicy
 
 ROUTER_PORT = 8080
@@ -32,6 +33,17 @@ class RouterWiringArgs:
     emf_namespace: str
     api_keys: pulumi.Input[str]
     tags: Mapping[str, str]
+
+    @classmethod
+    def for_stack(cls, config: KitConfig) -> RouterWiringArgs:
+        """The wiring every stack gives its router, taken from the stack config."""
+        return cls(
+            policy=config.policy,
+            region=config.region,
+            emf_namespace=config.emf_namespace,
+            api_keys=config.api_keys,
+            tags=dict(config.tags),
+        )
 
 
 class RouterWiring(pulumi.ComponentResource):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.cost_alarms import BedrockTarget, CostAlarms, CostAlarmsArgs
+from infra.components.cost_alarms import CostAlarms, CostAlarmsArgs
 from infra.components.router_image import RouterImage, RouterImageArgs
 from infra.components.router_wiring import RouterWiring, RouterWiringArgs
 from infra.config import PROJECT_ROOT, KitConfig
@@ -60,24 +60,10 @@ class LargeStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         wiring = RouterWiring(
-            f"{name}-router",
-            RouterWiringArgs(
-                policy=config.policy,
-                region=config.region,
-                emf_namespace=config.emf_namespace,
-                api_keys=config.api_keys,
-                tags=tags,
-            ),
-            opts=child,
+            f"{name}-router", RouterWiringArgs.for_stack(config), opts=child
         )
         image = RouterImage(
-            f"{name}-image",
-            RouterImageArgs(
-                root=PROJECT_ROOT,
-                build_on_preview=config.image_build_on_preview,
-                tags=tags,
-            ),
-            opts=child,
+            f"{name}-image", RouterImageArgs.for_stack(config), opts=child
         )
         cluster = Cluster(
             f"{name}-cluster",
@@ -109,7 +95,11 @@ class LargeStack(pulumi.ComponentResource):
         )
         namespaces = self._declare_namespaces(large, provider, cluster.ready)
         with_nodes = [*cluster.ready, *karpenter.node_pools]
-        alarms = self._declare_alarms(config, wiring)
+        alarms = CostAlarms(
+            f"{name}-cost",
+            CostAlarmsArgs.for_stack(config, wiring.profiles.profile_arns),
+            opts=child,
+        )
         observability = Observability(
             f"{name}-obs",
             ObservabilityArgs(
@@ -208,28 +198,6 @@ class LargeStack(pulumi.ComponentResource):
             "dashboardName": alarms.dashboard.dashboard_name,
         }
         self.register_outputs(self.outputs)
-
-    def _declare_alarms(self, config: KitConfig, wiring: RouterWiring) -> CostAlarms:
-        return CostAlarms(
-            f"{self._name}-cost",
-            CostAlarmsArgs(
-                tiers=config.policy.tier_names,
-                bedrock=[
-                    BedrockTarget(
-                        tier=tier.tier,
-                        model=tier.model,
-                        profile_arn=wiring.profiles.profile_arns[tier.tier],
-                    )
-                    for tier in config.policy.bedrock_tiers
-                ],
-                alarms=config.alarms,
-                namespace=config.emf_namespace,
-                region=config.region,
-                stack=config.stack,
-                tags=dict(config.tags),
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
 
     def _declare_models(
         self,

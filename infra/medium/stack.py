@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.components.cost_alarms import BedrockTarget, CostAlarms, CostAlarmsArgs
+from infra.components.cost_alarms import CostAlarms, CostAlarmsArgs
 from infra.components.router_image import RouterImage, RouterImageArgs
 from infra.components.router_wiring import RouterWiring, RouterWiringArgs
-from infra.config import PROJECT_ROOT, KitConfig
+from infra.config import KitConfig
 from infra.medium.network import Network, NetworkArgs
 from infra.medium.redis import RedisCache, RedisCacheArgs
 from infra.medium.service import RouterService, RouterServiceArgs
@@ -46,24 +46,10 @@ class MediumStack(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
 
         wiring = RouterWiring(
-            f"{name}-router",
-            RouterWiringArgs(
-                policy=config.policy,
-                region=config.region,
-                emf_namespace=config.emf_namespace,
-                api_keys=config.api_keys,
-                tags=self._tags,
-            ),
-            opts=self._child,
+            f"{name}-router", RouterWiringArgs.for_stack(config), opts=self._child
         )
         image = RouterImage(
-            f"{name}-image",
-            RouterImageArgs(
-                root=PROJECT_ROOT,
-                build_on_preview=config.image_build_on_preview,
-                tags=self._tags,
-            ),
-            opts=self._child,
+            f"{name}-image", RouterImageArgs.for_stack(config), opts=self._child
         )
         network = Network(
             f"{name}-net",
@@ -88,7 +74,11 @@ class MediumStack(pulumi.ComponentResource):
             opts=self._child,
         )
         service = self._declare_service(wiring, image, network, redis)
-        alarms = self._declare_alarms(wiring)
+        alarms = CostAlarms(
+            f"{name}-cost",
+            CostAlarmsArgs.for_stack(config, wiring.profiles.profile_arns),
+            opts=self._child,
+        )
 
         self.outputs = {
             "url": service.load_balancer.dns_name.apply(lambda host: f"https://{host}"),
@@ -141,29 +131,6 @@ class MediumStack(pulumi.ComponentResource):
                 region=config.region,
                 log_group_name=f"/llm-router/{config.stack}/router",
                 log_retention_days=config.log_retention_days,
-                tags=self._tags,
-            ),
-            opts=self._child,
-        )
-
-    def _declare_alarms(self, wiring: RouterWiring) -> CostAlarms:
-        config = self._config
-        return CostAlarms(
-            f"{self._name}-cost",
-            CostAlarmsArgs(
-                tiers=config.policy.tier_names,
-                bedrock=[
-                    BedrockTarget(
-                        tier=tier.tier,
-                        model=tier.model,
-                        profile_arn=wiring.profiles.profile_arns[tier.tier],
-                    )
-                    for tier in config.policy.bedrock_tiers
-                ],
-                alarms=config.alarms,
-                namespace=config.emf_namespace,
-                region=config.region,
-                stack=config.stack,
                 tags=self._tags,
             ),
             opts=self._child,

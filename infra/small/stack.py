@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components.cost_alarms import BedrockTarget, CostAlarms, CostAlarmsArgs
+from infra.components.cost_alarms import CostAlarms, CostAlarmsArgs
 from infra.components.router_image import RouterImage, RouterImageArgs
 from infra.components.router_wiring import (
     HEALTH_PATH,
@@ -27,7 +27,7 @@ from infra.components.router_wiring import (
     RouterWiring,
     RouterWiringArgs,
 )
-from infra.config import PROJECT_ROOT, KitConfig
+from infra.config import KitConfig
 from infra.iam import assume_role_policy, policy_document, statement
 from llm_router.cache.dynamodb import HASH_KEY, TTL_ATTRIBUTE
 
@@ -65,24 +65,10 @@ class SmallStack(pulumi.ComponentResource):
         config = args.config
 
         self._wiring = RouterWiring(
-            f"{name}-router",
-            RouterWiringArgs(
-                policy=config.policy,
-                region=config.region,
-                emf_namespace=config.emf_namespace,
-                api_keys=config.api_keys,
-                tags=self._tags,
-            ),
-            opts=self._child,
+            f"{name}-router", RouterWiringArgs.for_stack(config), opts=self._child
         )
         self._image = RouterImage(
-            f"{name}-image",
-            RouterImageArgs(
-                root=PROJECT_ROOT,
-                build_on_preview=config.image_build_on_preview,
-                tags=self._tags,
-            ),
-            opts=self._child,
+            f"{name}-image", RouterImageArgs.for_stack(config), opts=self._child
         )
         self._table = self._declare_table("decisions", HASH_KEY)
         # Lambda instances share nothing in memory: when the policy sets daily
@@ -112,22 +98,7 @@ class SmallStack(pulumi.ComponentResource):
         invoke = self._declare_caller_policy(function)
         alarms = CostAlarms(
             f"{name}-cost",
-            CostAlarmsArgs(
-                tiers=config.policy.tier_names,
-                bedrock=[
-                    BedrockTarget(
-                        tier=tier.tier,
-                        model=tier.model,
-                        profile_arn=self._wiring.profiles.profile_arns[tier.tier],
-                    )
-                    for tier in config.policy.bedrock_tiers
-                ],
-                alarms=config.alarms,
-                namespace=config.emf_namespace,
-                region=config.region,
-                stack=config.stack,
-                tags=self._tags,
-            ),
+            CostAlarmsArgs.for_stack(config, self._wiring.profiles.profile_arns),
             opts=self._child,
         )
 
