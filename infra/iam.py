@@ -43,6 +43,16 @@ def statement(
     return found
 
 
+def sorted_statement(
+    sid: str,
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]],
+    condition: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One Allow statement with its actions sorted, so long policies diff stably."""
+    return statement(sid, sorted(actions), resources, condition)
+
+
 def policy_document(statements: Sequence[dict[str, Any]]) -> pulumi.Output[str]:
     """A JSON policy document, resolved once every ARN in it is known."""
     return pulumi.Output.json_dumps(

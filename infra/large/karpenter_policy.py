@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.iam import sorted_statement
+
 READ_ACTIONS = (
     "ec2:DescribeAvailabilityZones",
     "ec2:DescribeImages",
@@ -58,7 +60,7 @@ def controller_policy(
         )
     ]
     statements: list[dict[str, Any]] = [
-        _allow(
+        sorted_statement(
             "LaunchFromSharedResources",
             LAUNCH_ACTIONS,
             [
@@ -69,7 +71,7 @@ def controller_policy(
                 f"{ec2}:*:capacity-reservation/*",
             ],
         ),
-        _allow(
+        sorted_statement(
             "LaunchFromOwnLaunchTemplates",
             LAUNCH_ACTIONS,
             [f"{ec2}:*:launch-template/*"],
@@ -78,7 +80,7 @@ def controller_policy(
                 "StringLike": {f"aws:ResourceTag/{NODEPOOL_TAG}": "*"},
             },
         ),
-        _allow(
+        sorted_statement(
             "CreateOwnedInstances",
             (*LAUNCH_ACTIONS, "ec2:CreateLaunchTemplate"),
             launched,
@@ -87,7 +89,7 @@ def controller_policy(
                 "StringLike": {f"aws:RequestTag/{NODEPOOL_TAG}": "*"},
             },
         ),
-        _allow(
+        sorted_statement(
             "TagOnCreate",
             ("ec2:CreateTags",),
             launched,
@@ -103,7 +105,7 @@ def controller_policy(
                 "StringLike": {f"aws:RequestTag/{NODEPOOL_TAG}": "*"},
             },
         ),
-        _allow(
+        sorted_statement(
             "TagOwnedInstances",
             ("ec2:CreateTags",),
             [f"{ec2}:*:instance/*"],
@@ -122,7 +124,7 @@ def controller_policy(
                 },
             },
         ),
-        _allow(
+        sorted_statement(
             "DeleteOwned",
             ("ec2:DeleteLaunchTemplate", "ec2:TerminateInstances"),
             [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
@@ -132,27 +134,27 @@ def controller_policy(
             },
         ),
         # EC2 Describe calls have no resource-level permissions.
-        _allow(
+        sorted_statement(
             "ReadEc2InRegion",
             READ_ACTIONS,
             ["*"],
             {"StringEquals": {"aws:RequestedRegion": region}},
         ),
-        _allow(
+        sorted_statement(
             "ReadAmiParameters",
             ("ssm:GetParameter",),
             [f"arn:{partition}:ssm:{region}::parameter/aws/service/*"],
         ),
         # The Price List API has no resource-level permissions.
-        _allow("ReadPrices", ("pricing:GetProducts",), ["*"]),
-        _allow("ConsumeInterruptionQueue", QUEUE_ACTIONS, [queue_arn]),
-        _allow(
+        sorted_statement("ReadPrices", ("pricing:GetProducts",), ["*"]),
+        sorted_statement("ConsumeInterruptionQueue", QUEUE_ACTIONS, [queue_arn]),
+        sorted_statement(
             "PassNodeRole",
             ("iam:PassRole",),
             [node_role_arn],
             {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         ),
-        _allow(
+        sorted_statement(
             "CreateOwnedInstanceProfiles",
             ("iam:CreateInstanceProfile",),
             [profile_arn],
@@ -164,7 +166,7 @@ def controller_policy(
                 "StringLike": {f"aws:RequestTag/{NODECLASS_TAG}": "*"},
             },
         ),
-        _allow(
+        sorted_statement(
             "TagOwnedInstanceProfiles",
             ("iam:TagInstanceProfile",),
             [profile_arn],
@@ -181,7 +183,7 @@ def controller_policy(
                 },
             },
         ),
-        _allow(
+        sorted_statement(
             "ManageOwnedInstanceProfiles",
             (
                 "iam:AddRoleToInstanceProfile",
@@ -197,32 +199,15 @@ def controller_policy(
                 "StringLike": {f"aws:ResourceTag/{NODECLASS_TAG}": "*"},
             },
         ),
-        _allow(
+        sorted_statement(
             "ReadInstanceProfiles",
             ("iam:GetInstanceProfile", "iam:ListInstanceProfiles"),
             [profile_arn],
         ),
-        _allow(
+        sorted_statement(
             "DiscoverApiEndpoint",
             ("eks:DescribeCluster",),
             [f"arn:{partition}:eks:{region}:{account}:cluster/{cluster_name}"],
         ),
     ]
     return {"Version": "2012-10-17", "Statement": statements}
-
-
-def _allow(
-    sid: str,
-    actions: tuple[str, ...],
-    resources: list[str],
-    condition: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    statement: dict[str, Any] = {
-        "Sid": sid,
-        "Effect": "Allow",
-        "Action": sorted(actions),
-        "Resource": resources,
-    }
-    if condition:
-        statement["Condition"] = condition
-    return statement

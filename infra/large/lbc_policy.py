@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.iam import sorted_statement
+
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 READ_ACTIONS = (
     "acm:DescribeCertificate",
@@ -80,7 +82,7 @@ def controller_policy(
         f"{elb}:loadbalancer/net/*/*",
     ]
     statements = [
-        _allow(
+        sorted_statement(
             "CreateElbServiceLinkedRole",
             ("iam:CreateServiceLinkedRole",),
             [
@@ -94,13 +96,13 @@ def controller_policy(
             },
         ),
         # Describe and List calls have no resource-level permissions.
-        _allow("ReadInRegion", READ_ACTIONS, ["*"], in_region),
-        _allow(
+        sorted_statement("ReadInRegion", READ_ACTIONS, ["*"], in_region),
+        sorted_statement(
             "CreateSecurityGroupsInVpc",
             ("ec2:CreateSecurityGroup",),
             [f"{ec2}:vpc/{vpc_id}", f"{ec2}:security-group/*"],
         ),
-        _allow(
+        sorted_statement(
             "TagNewSecurityGroups",
             ("ec2:CreateTags",),
             [f"{ec2}:security-group/*"],
@@ -109,19 +111,19 @@ def controller_policy(
                 **tagged_on_create,
             },
         ),
-        _allow(
+        sorted_statement(
             "OpenNodeGroupsToBalancers",
             ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"),
             [f"{ec2}:security-group/*"],
             {"ArnEquals": {"ec2:Vpc": f"{ec2}:vpc/{vpc_id}"}},
         ),
-        _allow(
+        sorted_statement(
             "ManageOwnedSecurityGroups",
             ("ec2:CreateTags", "ec2:DeleteSecurityGroup", "ec2:DeleteTags"),
             [f"{ec2}:security-group/*"],
             owned,
         ),
-        _allow(
+        sorted_statement(
             "CreateTaggedBalancers",
             (
                 "elasticloadbalancing:CreateLoadBalancer",
@@ -130,7 +132,7 @@ def controller_policy(
             ["*"],
             tagged_on_create,
         ),
-        _allow(
+        sorted_statement(
             "TagOnCreate",
             ("elasticloadbalancing:AddTags",),
             balancers,
@@ -144,14 +146,14 @@ def controller_policy(
                 **tagged_on_create,
             },
         ),
-        _allow(
+        sorted_statement(
             "RetagOwned",
             ("elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"),
             balancers,
             owned,
         ),
-        _allow("ModifyOwned", MODIFY_OWNED, ["*"], owned),
-        _allow(
+        sorted_statement("ModifyOwned", MODIFY_OWNED, ["*"], owned),
+        sorted_statement(
             "ManageListenersAndRules",
             LISTENER_ACTIONS,
             [
@@ -160,7 +162,7 @@ def controller_policy(
                 f"{elb}:listener-rule/app/*/*/*/*",
             ],
         ),
-        _allow(
+        sorted_statement(
             "RegisterTargets",
             (
                 "elasticloadbalancing:DeregisterTargets",
@@ -170,20 +172,3 @@ def controller_policy(
         ),
     ]
     return {"Version": "2012-10-17", "Statement": statements}
-
-
-def _allow(
-    sid: str,
-    actions: tuple[str, ...],
-    resources: list[str],
-    condition: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    statement: dict[str, Any] = {
-        "Sid": sid,
-        "Effect": "Allow",
-        "Action": sorted(actions),
-        "Resource": resources,
-    }
-    if condition:
-        statement["Condition"] = condition
-    return statement

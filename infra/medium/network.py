@@ -125,16 +125,8 @@ class Network(pulumi.ComponentResource):
         peer: aws.ec2.SecurityGroup | None = None,
         cidr: str | None = None,
     ) -> None:
-        aws.vpc.SecurityGroupIngressRule(
-            f"{self._name}-{suffix}",
-            security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            referenced_security_group_id=peer.id if peer else None,
-            cidr_ipv4=cidr,
-            tags=dict(self._args.tags),
-            opts=self._child,
+        self._declare_rule(
+            aws.vpc.SecurityGroupIngressRule, suffix, group, port, peer, cidr
         )
 
     def _egress(
@@ -146,7 +138,23 @@ class Network(pulumi.ComponentResource):
         peer: aws.ec2.SecurityGroup | None = None,
         cidr: str | None = None,
     ) -> None:
-        aws.vpc.SecurityGroupEgressRule(
+        self._declare_rule(
+            aws.vpc.SecurityGroupEgressRule, suffix, group, port, peer, cidr
+        )
+
+    def _declare_rule(
+        self,
+        rule_type: type[aws.vpc.SecurityGroupIngressRule]
+        | type[aws.vpc.SecurityGroupEgressRule],
+        suffix: str,
+        group: aws.ec2.SecurityGroup,
+        port: int,
+        peer: aws.ec2.SecurityGroup | None,
+        cidr: str | None,
+    ) -> None:
+        # Ingress and egress rules take the same inputs: one TCP port, and a
+        # peer group or a CIDR on the other side.
+        rule_type(
             f"{self._name}-{suffix}",
             security_group_id=group.id,
             ip_protocol="tcp",
