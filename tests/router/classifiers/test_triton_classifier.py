@@ -8,21 +8,19 @@ answers (the call times out). The real server is in `test_triton_server.py`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import openai
 import pytest
+from triton_helpers import fallback_count, in_process_classifier, triton_classifier
 
 from helpers import LOOPBACK, make_settings, serve_router
-from llm_router.classifiers.base import Classifier, Turn
+from llm_router.classifiers.base import Turn
 from llm_router.classifiers.factory import build_classifier
 from llm_router.classifiers.triton import TritonClassifier
-from llm_router.settings import Settings
 from llm_router.telemetry.metrics import Metrics
 
 TURN = Turn("Write a simple FizzBuzz program in Python.")
@@ -45,32 +43,11 @@ def silent_url() -> Iterator[str]:
         yield f"{LOOPBACK}:{sock.getsockname()[1]}"
 
 
-def triton_classifier(url: str, metrics: Metrics, **overrides: Any) -> TritonClassifier:
-    settings = make_settings(classifier="triton", triton_url=url, **overrides)
-    classifier = build_classifier(settings, metrics=metrics)
-    assert isinstance(classifier, TritonClassifier)
-    return classifier
-
-
-def fallbacks(metrics: Metrics, reason: str) -> float:
-    value = metrics.registry.get_sample_value(
-        "llm_router_classifier_fallbacks_total",
-        {"classifier": "triton", "reason": reason},
-    )
-    return value or 0.0
-
-
-@functools.cache
-def default_in_process() -> Classifier:
-    default = Settings.model_fields["classifier"].default
-    return build_classifier(make_settings(classifier=default))
-
-
 def test_factory_builds_triton_with_the_default_in_process_fallback() -> None:
     classifier = build_classifier(make_settings(classifier="triton"))
 
     assert isinstance(classifier, TritonClassifier)
-    assert classifier.fallback.name == default_in_process().name
+    assert classifier.fallback.name == in_process_classifier().name
     assert classifier.fallback.name != "triton"
     assert classifier.timeout_s == pytest.approx(0.05)
 
@@ -87,8 +64,8 @@ async def test_refused_connection_falls_back_with_the_same_answer(
     finally:
         await classifier.aclose()
 
-    assert result == default_in_process().classify(TURN)
-    assert fallbacks(metrics, "unavailable") == 1
+    assert result == in_process_classifier().classify(TURN)
+    assert fallback_count(metrics, "unavailable") == 1
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
@@ -110,11 +87,11 @@ async def test_silent_server_costs_one_timeout_then_triton_is_skipped(
     finally:
         await classifier.aclose()
 
-    assert first == second == default_in_process().classify(TURN)
+    assert first == second == in_process_classifier().classify(TURN)
     assert 0.3 <= first_s < 3.0, first_s
     assert second_s < 0.3, second_s  # no timeout paid: Triton was skipped
-    assert fallbacks(metrics, "timeout") == 1
-    assert fallbacks(metrics, "backoff") == 1
+    assert fallback_count(metrics, "timeout") == 1
+    assert fallback_count(metrics, "backoff") == 1
 
 
 async def test_triton_is_tried_again_when_the_backoff_ends(refused_url: str) -> None:
@@ -131,8 +108,8 @@ async def test_triton_is_tried_again_when_the_backoff_ends(refused_url: str) -> 
     finally:
         await classifier.aclose()
 
-    assert fallbacks(metrics, "unavailable") == 2
-    assert fallbacks(metrics, "backoff") == 1
+    assert fallback_count(metrics, "unavailable") == 2
+    assert fallback_count(metrics, "backoff") == 1
 
 
 async def test_backoff_doubles_with_consecutive_failures_up_to_the_cap(
@@ -167,7 +144,7 @@ async def test_ready_is_false_when_triton_is_unreachable(refused_url: str) -> No
 def test_sync_classify_uses_the_in_process_classifier(refused_url: str) -> None:
     classifier = triton_classifier(refused_url, Metrics())
 
-    assert classifier.classify(TURN) == default_in_process().classify(TURN)
+    assert classifier.classify(TURN) == in_process_classifier().classify(TURN)
 
 
 def test_router_with_unreachable_triton_stays_ready_and_answers(
@@ -189,10 +166,11 @@ def test_router_with_unreachable_triton_stays_ready_and_answers(
     assert body["classifier"] == "triton"
     assert body["classifier_reachable"] is False
     assert body["classifier_ready"] is True
-    assert body["classifier_fallback"] == default_in_process().name
+    assert body["classifier_fallback"] == in_process_classifier().name
     assert completion.http_response.status_code == 200
     assert (
-        completion.headers["x-router-task"] == default_in_process().classify(TURN).task
+        completion.headers["x-router-task"]
+        == in_process_classifier().classify(TURN).task
     )
     assert (
         'llm_router_classifier_fallbacks_total{classifier="triton",'

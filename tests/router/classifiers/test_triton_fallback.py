@@ -8,26 +8,19 @@ stops that server, so it has a server of its own.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from triton_helpers import in_process_classifier
 
-from helpers import make_settings, serve_router
-from llm_router.classifiers.base import Classifier, Turn
-from llm_router.classifiers.factory import build_classifier
-from llm_router.settings import Settings
+from helpers import serve_router
+from llm_router.classifiers.base import Turn
 
 pytestmark = pytest.mark.slow
 
-TRITON_DIR = Path(__file__).resolve().parents[3] / "services" / "router" / "triton"
 PROMPTS = [
     "Write a simple FizzBuzz program in Python.",
     "Summarize the following meeting notes in three bullet points: the launch "
@@ -37,34 +30,6 @@ PROMPTS = [
     "hey, how are you today?",
     "A train travels 120 km in 1.5 hours. What is its average speed?",
 ]
-
-
-def load_launcher() -> ModuleType:
-    """Import `serve_triton.py` from the model repository's folder."""
-    spec = importlib.util.spec_from_file_location(
-        "serve_triton", TRITON_DIR / "serve_triton.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["serve_triton"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-launcher = load_launcher()
-
-
-@pytest.fixture(scope="module")
-def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    workspace = tmp_path_factory.mktemp("triton-workspace")
-    with launcher.serve_triton(workspace=workspace) as server:
-        yield server
-
-
-def default_in_process() -> Classifier:
-    default = Settings.model_fields["classifier"].default
-    return build_classifier(make_settings(classifier=default))
 
 
 def classifier_fallbacks(http: httpx.Client) -> dict[str, float]:
@@ -88,7 +53,7 @@ def ask(sdk: openai.OpenAI, prompt: str) -> str:
 
 
 def test_router_falls_back_in_process_when_triton_stops(triton: Any) -> None:
-    local = default_in_process()
+    local = in_process_classifier()
     expected_tasks = [r.task for r in local.classify_many([Turn(p) for p in PROMPTS])]
 
     with (

@@ -7,33 +7,13 @@ model's own message rather than a timeout or Triton's option table.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from triton_helpers import TRITON_DIR, launcher
 
 pytestmark = pytest.mark.slow
-
-TRITON_DIR = Path(__file__).resolve().parents[3] / "services" / "router" / "triton"
-
-
-def load_launcher() -> ModuleType:
-    """Import `serve_triton.py` from the model repository's folder."""
-    spec = importlib.util.spec_from_file_location(
-        "serve_triton", TRITON_DIR / "serve_triton.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["serve_triton"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-launcher = load_launcher()
 
 
 def test_a_model_configured_to_serve_triton_fails_to_start_with_the_reason(

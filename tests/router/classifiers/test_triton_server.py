@@ -11,24 +11,24 @@ non-Latin text, a 5,000-character prompt).
 from __future__ import annotations
 
 import asyncio
-import functools
-import importlib.util
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 import tritonclient.grpc.aio as grpc_client
 import tritonclient.http as http_client
+from triton_helpers import (
+    TRITON_DIR,
+    fallback_count,
+    in_process_classifier,
+    load_triton_script,
+    triton_classifier,
+)
 from tritonclient.utils import InferenceServerException
 
-from helpers import make_settings
-from llm_router.classifiers.base import TASKS, Classification, Classifier, Turn
-from llm_router.classifiers.factory import build_classifier
+from llm_router.classifiers.base import TASKS, Classification, Turn
 from llm_router.classifiers.triton import (
     COMPLEXITY_OUTPUT,
     CONTEXT_INPUT,
@@ -36,53 +36,14 @@ from llm_router.classifiers.triton import (
     TEXT_INPUT,
     TritonClassifier,
 )
-from llm_router.settings import Settings
 from llm_router.telemetry.metrics import Metrics
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[3]
-TRITON_DIR = ROOT / "services" / "router" / "triton"
 PROMPTS = Path(__file__).with_name("triton_parity_prompts.jsonl")
 # Generous: the parity and batching tests must measure Triton, never the
 # fallback, on two cores shared with other work.
 PATIENT_TIMEOUT_MS = 10_000.0
-
-
-def load_launcher() -> ModuleType:
-    """Import `serve_triton.py` from the model repository's folder."""
-    spec = importlib.util.spec_from_file_location(
-        "serve_triton", TRITON_DIR / "serve_triton.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["serve_triton"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-launcher = load_launcher()
-
-
-def load_benchmark() -> ModuleType:
-    """Import `bench_latency.py` the way bench/ does: by path."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_latency", TRITON_DIR / "bench_latency.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_latency"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    workspace = tmp_path_factory.mktemp("triton-workspace")
-    with launcher.serve_triton(workspace=workspace) as server:
-        yield server
 
 
 def read_turns() -> list[Turn]:
@@ -90,33 +51,13 @@ def read_turns() -> list[Turn]:
     return [Turn(text=row["text"], context=row["context"]) for row in rows]
 
 
-@functools.cache
-def in_process_classifier() -> Classifier:
-    """The in-process classifier the router uses by default, as model.py builds it."""
-    default = Settings.model_fields["classifier"].default
-    return build_classifier(make_settings(classifier=default))
-
-
-def triton_classifier(
+def patient_classifier(
     endpoint: str, metrics: Metrics, **overrides: Any
 ) -> TritonClassifier:
-    settings = make_settings(
-        classifier="triton",
-        triton_url=endpoint,
-        triton_timeout_ms=PATIENT_TIMEOUT_MS,
-        **overrides,
+    """A `triton` classifier that waits long enough to measure Triton itself."""
+    return triton_classifier(
+        endpoint, metrics, triton_timeout_ms=PATIENT_TIMEOUT_MS, **overrides
     )
-    classifier = build_classifier(settings, metrics=metrics)
-    assert isinstance(classifier, TritonClassifier)
-    return classifier
-
-
-def fallback_count(metrics: Metrics, reason: str) -> float:
-    value = metrics.registry.get_sample_value(
-        "llm_router_classifier_fallbacks_total",
-        {"classifier": "triton", "reason": reason},
-    )
-    return value or 0.0
 
 
 def assert_same(
@@ -158,7 +99,7 @@ async def test_triton_matches_the_in_process_classifier_on_every_prompt(
 ) -> None:
     turns = read_turns()
     metrics = Metrics()
-    classifier = triton_classifier(triton.endpoints.grpc, metrics)
+    classifier = patient_classifier(triton.endpoints.grpc, metrics)
     local = in_process_classifier()
 
     try:
@@ -176,7 +117,7 @@ async def test_triton_matches_the_in_process_classifier_on_every_prompt(
 async def test_http_protocol_gives_the_same_answers(triton: Any) -> None:
     turns = read_turns()[::10]
     metrics = Metrics()
-    classifier = triton_classifier(
+    classifier = patient_classifier(
         triton.endpoints.http, metrics, triton_protocol="http"
     )
     local = in_process_classifier()
@@ -195,7 +136,7 @@ async def test_http_protocol_gives_the_same_answers(triton: Any) -> None:
 async def test_concurrent_requests_are_batched_by_the_server(triton: Any) -> None:
     turns = read_turns()[:96]
     metrics = Metrics()
-    classifier = triton_classifier(triton.endpoints.grpc, metrics)
+    classifier = patient_classifier(triton.endpoints.grpc, metrics)
     local = in_process_classifier()
     before = model_statistics(triton)
 
@@ -255,7 +196,7 @@ async def test_triton_errors_fall_back_and_are_counted_as_error(
     triton: Any,
 ) -> None:
     metrics = Metrics()
-    classifier = triton_classifier(
+    classifier = patient_classifier(
         triton.endpoints.grpc, metrics, triton_model="no_such_model"
     )
     turn = Turn("Summarize the meeting notes in three bullet points.")
@@ -270,7 +211,7 @@ async def test_triton_errors_fall_back_and_are_counted_as_error(
 
 
 async def test_ready_reports_the_model_ready(triton: Any) -> None:
-    classifier = triton_classifier(triton.endpoints.grpc, Metrics())
+    classifier = patient_classifier(triton.endpoints.grpc, Metrics())
 
     try:
         assert await classifier.ready()
@@ -281,7 +222,7 @@ async def test_ready_reports_the_model_ready(triton: Any) -> None:
 async def test_latency_benchmark_measures_triton_without_fallbacks(
     triton: Any,
 ) -> None:
-    bench = load_benchmark()
+    bench = load_triton_script("bench_latency")
 
     result = await bench.measure_latency_async(
         "triton", 4, 40, triton_url=triton.endpoints.grpc, warmup=8
