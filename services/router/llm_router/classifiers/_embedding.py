@@ -78,7 +78,10 @@ class StaticEmbedder:
             )
             raise ValueError(msg)
         self.index = {token: i for i, token in enumerate(vocabulary)}
-        self.vectors = np.asarray(vectors, dtype=np.float64)
+        # Kept in the artifact's own precision (float16): widening the whole
+        # table to float64 cost ~23 MB per process. Only the rows a text uses
+        # are widened, exactly, before averaging, so results are unchanged.
+        self.vectors = np.asarray(vectors)
         self.dim = int(self.vectors.shape[1])
         self._cache: dict[str, tuple[int, ...]] = {}
 
@@ -125,7 +128,7 @@ class StaticEmbedder:
             ids = self.tokenize(text)
             if not ids:
                 continue
-            mean = self.vectors[ids].mean(axis=0)
+            mean = self.vectors[ids].astype(np.float64).mean(axis=0)
             norm = float(np.linalg.norm(mean))
             if norm > 0:
                 result[row] = mean / norm

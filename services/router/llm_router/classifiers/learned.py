@@ -80,7 +80,8 @@ class LearnedModel:
                 vectorizer = Vectorizer(
                     arrays["vocabulary"].tolist(), arrays["idf"].astype(np.float64)
                 )
-            sparse = arrays["sparse_weights"].astype(np.float64)
+            # float32 as stored: `multiply` widens the rows it gathers exactly.
+            sparse = arrays["sparse_weights"]
             dense = arrays["dense_weights"].astype(np.float64)
             bias = arrays["bias"].astype(np.float64)
         embedder = None
