@@ -7,7 +7,7 @@ router's measurements found it several times faster than httpx on this path.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
@@ -71,13 +71,7 @@ class OpenAIProvider(Provider):
         body = dict(call.body, model=call.target, stream=False)
         body.pop("stream_options", None)
         with self._translate_errors(call):
-            async with self._get_session().post(
-                self.url,
-                data=orjson.dumps(body),
-                headers=self.headers,
-                timeout=_timeout(call),
-            ) as response:
-                await self._raise_for_status(response, call)
+            async with self._post(call, body) as response:
                 payload = orjson.loads(await response.read())
         if not isinstance(payload, dict) or "choices" not in payload:
             msg = (
@@ -91,13 +85,7 @@ class OpenAIProvider(Provider):
         body = dict(call.body, model=call.target, stream=True)
         body["stream_options"] = {"include_usage": True}
         with self._translate_errors(call):
-            async with self._get_session().post(
-                self.url,
-                data=orjson.dumps(body),
-                headers=self.headers,
-                timeout=_timeout(call),
-            ) as response:
-                await self._raise_for_status(response, call)
+            async with self._post(call, body) as response:
                 # Whatever bytes have arrived, split into lines here: one await
                 # per network read instead of two `readline` awaits per event
                 # (~35 us less client CPU per 14-event stream, measured).
@@ -113,6 +101,20 @@ class OpenAIProvider(Provider):
                 chunk = self._read_event(pending, call)
                 if chunk is not None and chunk is not _DONE:
                     yield chunk
+
+    @asynccontextmanager
+    async def _post(
+        self, call: UpstreamCall, body: JSON
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST the body upstream; the response, once its status is a success."""
+        async with self._get_session().post(
+            self.url,
+            data=orjson.dumps(body),
+            headers=self.headers,
+            timeout=_timeout(call),
+        ) as response:
+            await self._raise_for_status(response, call)
+            yield response
 
     def _read_event(self, line: bytes, call: UpstreamCall) -> JSON | None:
         """The chunk a `data:` line carries, `_DONE` at the end, else None."""
