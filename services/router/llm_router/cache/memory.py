@@ -29,6 +29,9 @@ class MemoryCache(DecisionCache):
         return value
 
     async def set(self, key: str, value: bytes, ttl_s: int) -> None:
+        # A copy of exactly the value's size: orjson hands back bytes inside
+        # a 4 KiB allocation, and 10,000 of those kept here pinned ~40 MB.
+        value = bytes(memoryview(value))
         self._entries[key] = (time.monotonic() + ttl_s, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
