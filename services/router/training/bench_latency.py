@@ -3,7 +3,7 @@
     uv run python services/router/training/bench_latency.py [--rounds 20]
 
 A decision is what the router does per turn: `classify` plus the policy
-(`choose_tier`). Prompts are the hand-written evaluation set plus long
+(`choose_tier`). Prompts are our own evaluation sets plus long
 templated prompts from the shared data (up to the feature cut of ~1,900
 characters and beyond), each decided once per round after a warm-up. Reports
 p50, p99 and max in milliseconds, and `classify_many` throughput.
@@ -31,10 +31,7 @@ from llm_router.routing.decision import choose_tier
 
 
 def _prompts(shared: Path) -> list[Turn]:
-    turns = [
-        Turn(r.text, r.context)
-        for r in trainlib.load_handwritten(trainlib.HANDWRITTEN_EVAL)
-    ]
+    turns = [Turn(r.text, r.context) for r in trainlib.load_own_eval()]
     path = shared / "train_dev.jsonl"
     if path.exists():
         with path.open(encoding="utf-8") as handle:
@@ -62,8 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         choose_tier(policy, classifier.classify(turn))
 
     samples: list[float] = []
-    by_kind: dict[str, list[float]] = {"chat (hand-written)": [], "long templated": []}
-    n_chat = len(trainlib.load_handwritten(trainlib.HANDWRITTEN_EVAL))
+    by_kind: dict[str, list[float]] = {"chat (own eval sets)": [], "long templated": []}
+    n_chat = len(trainlib.load_own_eval())
     gc.disable()
     for _ in range(args.rounds):
         for position, turn in enumerate(turns):
@@ -71,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             choose_tier(policy, classifier.classify(turn))
             elapsed = (time.perf_counter() - begin) * 1000
             samples.append(elapsed)
-            kind = "chat (hand-written)" if position < n_chat else "long templated"
+            kind = "chat (own eval sets)" if position < n_chat else "long templated"
             by_kind[kind].append(elapsed)
     gc.enable()
     samples.sort()

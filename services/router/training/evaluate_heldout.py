@@ -3,8 +3,8 @@
 Every fold removes whole sources from training and predicts them: MBPP, GSM8K,
 groups of P3 datasets (every template of a dataset together), and MMLU
 subjects for the complexity score. The out-of-fold predictions are pooled and
-scored. The hand-written evaluation set is never trained on; the model trained
-on everything else predicts it.
+scored. Our own evaluation sets (`data/*_eval.jsonl`) are never trained on;
+the model trained on everything else predicts them.
 
     uv run python services/router/training/evaluate_heldout.py [--quick]
         [--no-embedding | --no-tfidf] [--json OUT]
@@ -19,7 +19,6 @@ failing: more than 3 reasoning lines).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -185,19 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = trainlib.Config(
         use_embedding=not args.no_embedding, use_tfidf=not args.no_tfidf
     )
-    for item in args.set:
-        key, value = item.split("=", 1)
-        kind = type(getattr(config, key))
-        config = dataclasses.replace(config, **{key: kind(value)})
+    config = config.with_settings(args.set)
     embedder = trainlib.load_static_table() if config.use_embedding else None
     rows = (
         trainlib.load_shared_rows(args.shared, cap=args.cap)
         + trainlib.load_outcome_rows(args.shared)
-        + trainlib.load_handwritten(trainlib.HANDWRITTEN_TRAIN)
+        + trainlib.load_own_training()
     )
-    evaluation = trainlib.load_handwritten(
-        trainlib.HANDWRITTEN_EVAL, "handwritten_eval"
-    )
+    evaluation = trainlib.load_own_eval()
     folds = build_folds(rows)
     if args.quick:
         folds = folds[:3]
@@ -286,18 +280,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"rank correlation with steps {correlation:.3f}"
         )
 
-    print("\nHand-written evaluation set (written separately, never trained on):")
-    probabilities, complexity = eval_probabilities, eval_complexity
-    results["handwritten_eval"] = report_tasks(
-        "handwritten_eval", evaluation, probabilities, complexity
+    print("\nOur own evaluation sets (written apart from training, never trained on):")
+    for name in trainlib.OWN_EVAL:
+        mask = np.asarray([r.source == name for r in evaluation])
+        subset = [r for r in evaluation if r.source == name]
+        results[name] = report_tasks(
+            name, subset, eval_probabilities[mask], eval_complexity[mask]
+        )
+    results["own_eval"] = report_tasks(
+        "own evaluation sets", evaluation, eval_probabilities, eval_complexity
     )
-    wrong = [
-        (r.task, TASKS[int(p.argmax())], r.text[:70].replace("\n", " "))
-        for r, p in zip(evaluation, probabilities, strict=True)
-        if TASKS[int(p.argmax())] != r.task
-    ]
-    for gold, predicted, text in wrong:
-        print(f"  {gold:>16} -> {predicted:<16} {text}")
+    for row, p in zip(evaluation, eval_probabilities, strict=True):
+        predicted = TASKS[int(p.argmax())]
+        if predicted != row.task:
+            text = row.text[:70].replace("\n", " ")
+            print(f"  {row.task:>16} -> {predicted:<16} {text}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return 0

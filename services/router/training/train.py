@@ -18,7 +18,6 @@ the runtime can be checked against them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import sys
@@ -48,10 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = trainlib.Config(use_embedding=not args.no_embedding)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        kind = type(getattr(config, key))
-        config = dataclasses.replace(config, **{key: kind(value)})
+    config = config.with_settings(args.set)
     if args.data is not None:
         rows = trainlib.load_handwritten(args.data)
         sources = {"file": args.data.name}
@@ -59,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = (
             trainlib.load_shared_rows(args.shared, cap=args.cap)
             + trainlib.load_outcome_rows(args.shared)
-            + trainlib.load_handwritten(trainlib.HANDWRITTEN_TRAIN)
+            + trainlib.load_own_training()
         )
         sources = trainlib.count_by(r.source for r in rows)
     embedder = trainlib.load_static_table() if config.use_embedding else None
@@ -71,9 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trained_rows": sources,
         "task_rows": trainlib.count_by(r.task for r in rows if r.task),
         "cap_per_source_task": args.cap if args.data is None else None,
-        "vocabulary_size": len(model.space.vectorizer.vocabulary)
-        if model.space.vectorizer
-        else 0,
+        "vocabulary_size": model.space.vectorizer.size if model.space.vectorizer else 0,
     }
     path = trainlib.export(model, args.output, metadata)
     if embedder is not None and args.output.resolve() != ARTIFACT_DIR.resolve():
