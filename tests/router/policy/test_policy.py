@@ -62,7 +62,7 @@ def test_complexity_thresholds_move_the_task_tier(
 
 def test_unsure_turn_goes_to_the_default_tier() -> None:
     chosen, reason = choose_tier(
-        load_default_policy(), _result("code_generation", 0.5, confidence=0.2)
+        load_default_policy(), _result("code_generation", 0.5, confidence=0.1)
     )
 
     assert chosen == "small"

@@ -115,7 +115,7 @@ class ComplexityRules(_Strict):
     """Each threshold the score falls below (or rises above) moves one tier."""
 
     # The same values as policy/default.yaml; see docs/classifier.md.
-    step_down_below: tuple[float, ...] = (0.33, 0.31)
+    step_down_below: tuple[float, ...] = (0.37, 0.27)
     step_up_above: tuple[float, ...] = (0.6,)
 
     @model_validator(mode="after")
@@ -160,7 +160,7 @@ class RoutingRules(_Strict):
         "small, medium and large). Unlisted tasks use the default tier.",
     )
     complexity: ComplexityRules = Field(default_factory=ComplexityRules)
-    min_confidence: float = Field(default=0.3, ge=0, le=1)
+    min_confidence: float = Field(default=0.2, ge=0, le=1)
     default_tier: str | None = Field(
         default=None,
         description="Where unsure turns go; defaults to the cheapest tier.",
