@@ -134,7 +134,7 @@ def parse_config(
     """Validate the raw config strings of one stack; see the module docstring."""
     reader = _Reader(raw)
     size = _parse_size(reader.text("stackSize"), stack)
-    policy = load_router_policy(reader.text("policyFile"), root=root)
+    policy = load_router_policy(reader.text("policyFile"), root=root, region=region)
     tags = {
         "Project": project,
         "Stack": stack,

@@ -8,6 +8,7 @@ resource is declared. The exact text is what reaches the runtime.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -72,8 +73,14 @@ class RouterPolicy:
         return found
 
 
-def load_router_policy(path: str, *, root: Path) -> RouterPolicy:
-    """Read the policy file (relative to the project root) and validate it."""
+def load_router_policy(path: str, *, root: Path, region: str) -> RouterPolicy:
+    """Read the policy file (relative to the project root) and validate it.
+
+    `${AWS_REGION}` in the file means the stack's region, as it will for the
+    router at run time (Lambda, ECS and EKS set AWS_REGION to the region the
+    task runs in): the deployer's shell must not decide where the stack
+    creates a tier's inference profile.
+    """
     if not path:
         msg = "policyFile is empty; point it at a policy YAML file."
         raise ConfigError(msg)
@@ -86,12 +93,20 @@ def load_router_policy(path: str, *, root: Path) -> RouterPolicy:
             f"{str(file)!r}): {exc.strerror}."
         )
         raise ConfigError(msg) from None
-    return parse_router_policy(text, source=path)
+    return parse_router_policy(text, source=path, region=region)
 
 
-def parse_router_policy(text: str, *, source: str) -> RouterPolicy:
-    """Validate policy text with the router's parser and the stacks' own rules."""
-    policy = parse_policy(text, source=source)
+def parse_router_policy(
+    text: str, *, source: str, region: str | None = None
+) -> RouterPolicy:
+    """Validate policy text with the router's parser and the stacks' own rules.
+
+    With `region`, `${AWS_REGION}` and `${AWS_DEFAULT_REGION}` expand to it.
+    """
+    environ = dict(os.environ)
+    if region is not None:
+        environ |= {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    policy = parse_policy(text, source=source, environ=environ)
     router_policy = RouterPolicy(text=text, source=source, policy=policy)
     for tier in router_policy.bedrock_tiers:
         if tier.model.startswith("arn:"):

@@ -117,3 +117,17 @@ def test_a_tier_that_already_invokes_an_arn_is_refused() -> None:
 
     with pytest.raises(ConfigError, match=r"tiers.small invokes an ARN"):
         parse_router_policy(text, source="edited")
+
+
+def test_aws_region_in_the_policy_means_the_stacks_region_not_the_shell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The shipped policy says `region: ${AWS_REGION:-us-east-1}`; at run time
+    # AWS_REGION is the region the router runs in, so the stack must read it
+    # the same way whatever the deployer's shell holds.
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    run = run_program("small", {"aws:region": "eu-west-1"})
+
+    profiles = run.of_type("aws:bedrock/inferenceProfile:InferenceProfile")
+    assert profiles
+    assert {p.inputs["region"] for p in profiles} == {"eu-west-1"}

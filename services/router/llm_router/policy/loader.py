@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,13 @@ def load_default_policy() -> Policy:
     return parse_policy(text.read_text(encoding="utf-8"), source="embedded default")
 
 
-def parse_policy(text: str, *, source: str = "policy") -> Policy:
-    """Validate policy YAML text; errors name the key and the accepted values."""
+def parse_policy(
+    text: str, *, source: str = "policy", environ: Mapping[str, str] | None = None
+) -> Policy:
+    """Validate policy YAML text; errors name the key and the accepted values.
+
+    `${NAME}` references read `environ` (the process environment by default).
+    """
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -46,7 +52,9 @@ def parse_policy(text: str, *, source: str = "policy") -> Policy:
         msg = f"{source} must be a YAML mapping with `providers` and `tiers`."
         raise ConfigError(msg)
 
-    expanded = _expand_env(raw, path="")
+    expanded = _expand_env(
+        raw, path="", environ=os.environ if environ is None else environ
+    )
     try:
         return Policy.model_validate(expanded)
     except ValidationError as exc:
@@ -60,22 +68,27 @@ def policy_digest(text_or_policy: str | Policy) -> str:
     return hashlib.sha256(text_or_policy.encode()).hexdigest()[:16]
 
 
-def _expand_env(value: Any, *, path: str) -> Any:
+def _expand_env(value: Any, *, path: str, environ: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         return {
-            key: _expand_env(item, path=f"{path}.{key}" if path else str(key))
+            key: _expand_env(
+                item, path=f"{path}.{key}" if path else str(key), environ=environ
+            )
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_expand_env(item, path=f"{path}[{i}]") for i, item in enumerate(value)]
+        return [
+            _expand_env(item, path=f"{path}[{i}]", environ=environ)
+            for i, item in enumerate(value)
+        ]
     if isinstance(value, str) and "${" in value:
-        return _ENV_REF.sub(lambda match: _lookup(match, path), value)
+        return _ENV_REF.sub(lambda match: _lookup(match, path, environ), value)
     return value
 
 
-def _lookup(match: re.Match[str], path: str) -> str:
+def _lookup(match: re.Match[str], path: str, environ: Mapping[str, str]) -> str:
     name, default = match.group(1), match.group(2)
-    found = os.environ.get(name)
+    found = environ.get(name)
     if found is not None:
         return found
     if default is not None:
