@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,43 +99,54 @@ async def measure_in_process(classifier: str, samples: int) -> DecisionResult:
     )
 
 
-def measure_triton(samples: int) -> DecisionResult:
-    """Decision latency through a real Triton on loopback (gRPC), concurrency 1.
+def measure_triton(
+    samples: int, concurrencies: Sequence[int] = (1, 32)
+) -> list[DecisionResult]:
+    """Decision latency through a real Triton on loopback (gRPC).
 
     It calls `run_benchmark` of `services/router/triton/bench_latency.py`, which
     starts PyTriton's bundled server with the repository's model and times
-    `Router.decide` with classifier `triton` and the cache off.
+    `Router.decide` with classifier `triton` and the cache off, at each
+    concurrency (concurrent decisions are what dynamic batching is for).
     """
     path = ROOT / "services" / "router" / "triton" / "bench_latency.py"
     if not path.exists():
-        return DecisionResult("triton", note=f"missing: {path.relative_to(ROOT)}")
+        return [DecisionResult("triton", note=f"missing: {path.relative_to(ROOT)}")]
     try:
         module = _load_module(path)
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
-        return DecisionResult("triton", note=f"cannot import {path.name}: {exc}")
+        return [DecisionResult("triton", note=f"cannot import {path.name}: {exc}")]
     function = getattr(module, "run_benchmark", None)
     if not callable(function):
-        return DecisionResult(
-            "triton", note=f"missing: {path.name} has no run_benchmark function"
-        )
+        note = f"missing: {path.name} has no run_benchmark function"
+        return [DecisionResult("triton", note=note)]
     try:
-        results = function((1,), samples)
+        results = function(tuple(concurrencies), samples)
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
-        return DecisionResult("triton", note=f"failed: {type(exc).__name__}: {exc}")
+        note = f"failed: {type(exc).__name__}: {exc}"
+        return [DecisionResult("triton", note=note)]
     remote = [r for r in results if str(r.path).startswith("triton")]
     if not remote:
-        return DecisionResult("triton", note=f"{path.name} returned no triton row")
-    found = remote[0]
-    note = f"real Triton (PyTriton) on loopback, {found.path}, via {path.name}"
-    if found.fallbacks:
-        note += f"; {found.fallbacks} decisions fell back in process"
-    return DecisionResult(
-        "triton",
-        samples=int(found.requests),
-        p50_ms=float(found.p50_ms),
-        p99_ms=float(found.p99_ms),
-        note=note,
-    )
+        return [DecisionResult("triton", note=f"{path.name} returned no triton row")]
+    measured = []
+    for found in remote:
+        note = (
+            f"real Triton (PyTriton) on loopback, {found.path}, "
+            f"{found.concurrency} concurrent, via {path.name}"
+        )
+        if found.fallbacks:
+            note += f"; {found.fallbacks} decisions fell back in process"
+        name = "triton" if found.concurrency == 1 else f"triton (c={found.concurrency})"
+        measured.append(
+            DecisionResult(
+                name,
+                samples=int(found.requests),
+                p50_ms=float(found.p50_ms),
+                p99_ms=float(found.p99_ms),
+                note=note,
+            )
+        )
+    return measured
 
 
 def _load_module(path: Path) -> Any:

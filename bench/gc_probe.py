@@ -3,11 +3,13 @@
     uv run python -m bench.gc_probe
 
 It runs `llm-router serve` three times (Python's default GC; `gc.freeze()`
-after start-up; freeze plus `gc.set_threshold(10_000, 20, 20)`), drives each
-with `wrk -c32` for 8 s, and prints the collections per generation with their
+after start-up; freeze plus `gc.set_threshold(10_000, 20, 20)`, which the
+router applies itself since this probe measured it), drives each with
+`wrk -c32` for 8 s, and prints the collections per generation with their
 longest and total pause. The router runs through this module's `serve`
-entry, which installs a `gc.callbacks` timer and applies the setting just
-before uvicorn starts; the router's own code is untouched.
+entry, which installs a `gc.callbacks` timer and, just before uvicorn
+starts, undoes the router's own tuning and applies the setting under test;
+the router's code is untouched.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def serve(argv: list[str]) -> int:
     run = uvicorn.run
 
     def run_tuned(*args: Any, **kwargs: Any) -> None:
+        # Python's defaults first: `llm-router serve` has tuned the collector
+        # by the time it calls uvicorn.run.
+        gc.unfreeze()
+        gc.set_threshold(700, 10, 10)
         if os.environ.get("BENCH_GC_FREEZE"):
             gc.collect()
             gc.freeze()

@@ -94,25 +94,28 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 def _judge_router(
     results: dict[str, Any], path: str, low: int, capacity: int, row: Any
 ) -> None:
-    c1 = find_cell(results, path, 0.0, False, low)
     litellm_c1 = find_cell(results, LITELLM, 0.0, False, low)
-    if c1 is not None:
+    for stream in (False, True):
+        c1 = find_cell(results, path, 0.0, stream, low)
+        if c1 is None:
+            continue
+        kind = ", streaming" if stream else ""
         p50, p99 = added(results, c1, "p50"), added(results, c1, "p99")
         row(
-            f"{path}: added latency, c={low}, p50",
+            f"{path}: added latency, c={low}{kind}, p50",
             "<= 1.5 ms",
             p50,
             p50 <= 1.5,
             f"{p50:.2f} ms",
         )
         row(
-            f"{path}: added latency, c={low}, p99",
+            f"{path}: added latency, c={low}{kind}, p99",
             "<= 4 ms",
             p99,
             p99 <= 4,
             f"{p99:.2f} ms",
         )
-        if litellm_c1 is not None:
+        if litellm_c1 is not None and not stream:
             ratio = added(results, litellm_c1, "p50") / p50 if p50 > 0 else math.nan
             row(
                 f"{path}: LiteLLM's added p50 / this",
@@ -177,7 +180,8 @@ def render(results: dict[str, Any], plot_name: str) -> str:
         meta["command"],
         "```",
         "",
-        f"- Machine: {machine['nproc']} CPUs, {machine['cpu']}, Linux "
+        f"- Machine: {machine['nproc']} CPUs, {machine['cpu']}, "
+        f"{machine.get('memory_gb', '?')} GB, Linux "
         f"{machine['kernel']}; load average {machine['load_before'][0]} before, "
         f"{machine['load_after'][0]} after (the machine is shared).",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",

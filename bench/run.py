@@ -212,17 +212,16 @@ def _measure_delay(
                 LLM_ROUTER_ACCESS_LOG="false",
             )
         if plan.router_variants:
-            # The suggested GC setting (docs/benchmarks.md), applied from
-            # outside by bench.gc_probe: same router code, tuned collector.
-            servers["router (GC tuned)"] = processes.start_router(
+            # The router tunes its collector at start-up (cli._tune_gc);
+            # bench.gc_probe puts Python's defaults back, to show what that
+            # tuning is worth in the same run.
+            servers["router (default GC)"] = processes.start_router(
                 upstream.url,
                 workdir,
-                name="router-gc",
+                name="router-default-gc",
                 module="bench.gc_probe",
                 LLM_ROUTER_CLASSIFIER=plan.classifier,
-                BENCH_GC_FREEZE="1",
-                BENCH_GC_THRESHOLD="10000,20,20",
-                BENCH_GC_OUT=str(workdir / "router-gc.json"),
+                BENCH_GC_OUT=str(workdir / "router-default-gc.json"),
             )
         if plan.litellm_venv is not None:
             try:
@@ -449,7 +448,7 @@ def _measure_decisions(plan: Plan) -> list[decision.DecisionResult]:
             decision.DecisionResult("triton", note="not measured in quick mode")
         )
     else:
-        results.append(decision.measure_triton(2_000))
+        results.extend(decision.measure_triton(2_000))
     for each in results:
         print(
             f"  decision {each.classifier:<8} p50 {each.p50_ms:.4f} ms  "
@@ -485,6 +484,9 @@ def _describe_run(
         "machine": {
             "nproc": os.cpu_count(),
             "cpu": _cpu_model(),
+            "memory_gb": round(
+                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+            ),
             "kernel": platform.release(),
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()],
