@@ -96,6 +96,8 @@ class UpstreamScript:
     `delay_s`: sleep before answering (first byte).
     `break_after_chunks`: in a stream, drop the connection after this many chunks.
     `chunk_delay_s`: in a stream, sleep before each chunk (a slow generation).
+    `role_first_s`: in a stream, send a role-only chunk first, then wait this
+    long before the first word (what real upstreams do while they think).
     `failures`: answer `status` this many times, then 200 (None: always `status`).
     """
 
@@ -104,6 +106,7 @@ class UpstreamScript:
     retry_after: str | None = None
     break_after_chunks: int | None = None
     chunk_delay_s: float = 0.0
+    role_first_s: float | None = None
     failures: int | None = None
     content: str = "Hello from the fake upstream."
     prompt_tokens: int = 11
@@ -151,6 +154,20 @@ def fake_openai_upstream(script: UpstreamScript) -> Starlette:
             )
 
         async def events() -> AsyncIterator[bytes]:
+            if script.role_first_s is not None:
+                role = {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": ""},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+                yield b"data: " + orjson.dumps(role) + b"\n\n"
+                await asyncio.sleep(script.role_first_s)
             words = script.content.split(" ")
             for i, word in enumerate(words):
                 if script.break_after_chunks is not None and i >= (

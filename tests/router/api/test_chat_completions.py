@@ -222,3 +222,34 @@ def test_openai_provider_forwards_to_an_upstream_with_usage_and_stream(
     assert f'llm_router_cost_usd_total{{model="up-large",tier="large"}} {cost}' in (
         metrics
     ), metrics
+
+
+def test_time_to_first_token_waits_for_the_first_word(tmp_path: Path) -> None:
+    # The upstream sends its role-only chunk at once and thinks for 0.3 s:
+    # the first token is the first word, not that chunk.
+    script = UpstreamScript(content="late words", role_first_s=0.3)
+    with serve(fake_openai_upstream(script)) as upstream:
+        policy = write_policy(tmp_path, openai_policy(upstream))
+        with serve_router(policy) as (url, _service):
+            with openai.OpenAI(
+                base_url=url + "/v1", api_key="x", max_retries=0
+            ) as client:
+                stream = client.chat.completions.create(
+                    model="large",
+                    stream=True,
+                    messages=[{"role": "user", "content": "hi"}],
+                )
+                text = "".join(
+                    c.choices[0].delta.content or "" for c in stream if c.choices
+                )
+            metrics = httpx.get(url + "/metrics").text
+
+    assert text == "late words"
+    series = '{model="up-large",tier="large"}'
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in metrics.splitlines()
+        if line.startswith("llm_router_time_to_first_token_seconds_")
+    }
+    assert samples[f"llm_router_time_to_first_token_seconds_count{series}"] == 1
+    assert samples[f"llm_router_time_to_first_token_seconds_sum{series}"] >= 0.3

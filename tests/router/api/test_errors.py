@@ -131,20 +131,40 @@ def test_unknown_path_and_wrong_method_get_openai_shaped_errors(
     assert "GET" in str(_error(wrong)["message"])
 
 
+def _sdk_failure(url: str, **extra: object) -> openai.APIStatusError:
+    """The error the official SDK raises for one chat request to `url`."""
+    client = openai.OpenAI(
+        base_url=url + "/v1", api_key="unused", max_retries=0, timeout=10
+    )
+    with client, pytest.raises(openai.APIStatusError) as failed:
+        client.chat.completions.create(model="small", messages=HELLO, **extra)  # type: ignore[call-overload]
+    return failed.value
+
+
+def _says_what_was_decided(error: openai.APIStatusError) -> None:
+    # A failed answer still tells the client which tier the router chose.
+    headers = error.response.headers
+    assert headers["x-router-tier"] == "small"
+    assert headers["x-router-routed-tier"] == "small"
+    assert headers["x-router-model"] == "up-small"
+    assert headers["x-router-fallbacks"] == "0"
+    assert headers["x-request-id"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("status", [500, 503])
 def test_upstream_5xx_is_a_502_naming_the_upstream_status(
-    tmp_path: Path, status: int
+    tmp_path: Path, status: int, stream: bool
 ) -> None:
     script = UpstreamScript(status=status)
     with serve(fake_openai_upstream(script)) as upstream:
         policy = write_policy(tmp_path, openai_policy(upstream))
         with serve_router(policy) as (url, _):
-            response = httpx.post(
-                url + "/v1/chat/completions", json={"model": "small", "messages": HELLO}
-            )
+            error = _sdk_failure(url, stream=stream)
 
-    assert response.status_code == 502, response.text
-    assert f"HTTP {status}" in str(_error(response)["message"])
+    assert error.status_code == 502, error.response.text
+    assert f"HTTP {status}" in error.message
+    _says_what_was_decided(error)
 
 
 def test_upstream_that_never_answers_is_a_504(tmp_path: Path) -> None:
@@ -153,25 +173,21 @@ def test_upstream_that_never_answers_is_a_504(tmp_path: Path) -> None:
     with serve(fake_openai_upstream(script)) as upstream:
         policy = write_policy(tmp_path, openai_policy(upstream, timeouts=timeouts))
         with serve_router(policy) as (url, _):
-            response = httpx.post(
-                url + "/v1/chat/completions",
-                json={"model": "small", "messages": HELLO},
-                timeout=10,
-            )
+            error = _sdk_failure(url)
 
-    assert response.status_code == 504, response.text
-    assert "did not answer in time" in str(_error(response)["message"])
+    assert error.status_code == 504, error.response.text
+    assert "did not answer in time" in error.message
+    _says_what_was_decided(error)
 
 
 def test_unreachable_upstream_is_a_502(tmp_path: Path) -> None:
     policy = write_policy(tmp_path, openai_policy("http://127.0.0.1:9"))
     with serve_router(policy) as (url, _):
-        response = httpx.post(
-            url + "/v1/chat/completions", json={"model": "small", "messages": HELLO}
-        )
+        error = _sdk_failure(url)
 
-    assert response.status_code == 502, response.text
-    assert "unreachable" in str(_error(response)["message"])
+    assert error.status_code == 502, error.response.text
+    assert "unreachable" in error.message
+    _says_what_was_decided(error)
 
 
 def test_upstream_rejection_is_a_400_with_the_upstream_message(tmp_path: Path) -> None:

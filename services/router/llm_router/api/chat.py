@@ -162,7 +162,7 @@ async def _complete(
             generation.policy, generation.providers, tier, body, _complete_once, rec
         )
     except UpstreamError as exc:
-        _fail(service, rec, exc, sent)
+        _fail(service, rec, exc, sent, headers)
         raise
     rec.upstream_ms = (time.perf_counter() - sent) * 1000
     _answered_by(generation, rec, headers, call)
@@ -205,9 +205,8 @@ async def _stream(
             generation.policy, generation.providers, tier, body, _open_stream, rec
         )
     except UpstreamError as exc:
-        _fail(service, rec, exc, sent)
+        _fail(service, rec, exc, sent, headers)
         raise
-    rec.ttft_ms = (time.perf_counter() - started) * 1000
     _answered_by(generation, rec, headers, call)
 
     async def events() -> AsyncIterator[bytes]:
@@ -216,6 +215,8 @@ async def _stream(
         try:
             chunk = first
             while chunk is not None:
+                if rec.ttft_ms is None and _carries_tokens(chunk):
+                    rec.ttft_ms = (time.perf_counter() - started) * 1000
                 if chunk.get("usage"):
                     usage = Usage.from_openai(chunk["usage"])
                     if not include_usage:
@@ -287,12 +288,36 @@ def _account(
     service.recorder.record(rec)
 
 
+def _carries_tokens(chunk: JSON) -> bool:
+    """Whether a stream chunk holds generated text or a tool call.
+
+    The first chunk is often the role alone: the time to the first token is
+    the time to the first chunk after it that says something.
+    """
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls"):
+            return True
+    return False
+
+
 def _fail(
-    service: RouterService, rec: RequestRecord, exc: UpstreamError, sent: float
+    service: RouterService,
+    rec: RequestRecord,
+    exc: UpstreamError,
+    sent: float,
+    headers: dict[str, str],
 ) -> None:
     rec.status, rec.error = exc.status_code, exc.reason
     rec.upstream_ms = round((time.perf_counter() - sent) * 1000, 3)
     service.recorder.record(rec)
+    # The decision was made: a failed answer still says what was chosen.
+    exc.headers = {
+        **headers,
+        "x-router-routed-tier": rec.routed_tier,
+        "x-router-fallbacks": str(rec.fallbacks),
+        **exc.headers,
+    }
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
