@@ -57,10 +57,18 @@ class RecentRequests:
 
     def remember(self, request_id: str, tier: str, task: str) -> None:
         """Record a routed request."""
-        expires = time.monotonic() + self.window_s
-        self._entries[request_id] = RecentRequest(tier, task, expires)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        now = time.monotonic()
+        entries = self._entries
+        entries[request_id] = RecentRequest(tier, task, now + self.window_s)
+        # Oldest first: drop what has expired, then what is over the bound.
+        while (
+            len(entries) > self.max_entries
+            or next(iter(entries.values())).expires < now
+        ):
+            entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def find(self, request_id: str) -> RecentRequest | None:
         """The request, if it is known and has not expired."""

@@ -220,3 +220,32 @@ def test_feedback_counts_the_tier_that_answered_after_a_budget_downgrade(
 
     assert reply.status_code == 200, reply.text
     assert counts == {(("tier", "medium"), ("verdict", "ok")): 1.0}
+
+
+def test_feedback_memory_forgets_expired_requests_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llm_router import service
+
+    clock = [1000.0]
+    monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
+    recent = service.RecentRequests(window_s=60, max_entries=3)
+    for i in range(5):
+        recent.remember(f"r{i}", "small", "open_qa")
+
+    assert [recent.find(f"r{i}") is not None for i in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+    clock[0] += 61
+    recent.remember("late", "large", "code_generation")
+
+    # The expired requests are gone from memory, not only hidden.
+    assert len(recent) == 1
+    found = recent.find("late")
+    assert found is not None
+    assert found.tier == "large"
