@@ -187,6 +187,7 @@ def test_unreachable_upstream_is_a_502(tmp_path: Path) -> None:
 
     assert error.status_code == 502, error.response.text
     assert "unreachable" in error.message
+    assert "127.0.0.1" not in error.message, "the upstream's address stays inside"
     _says_what_was_decided(error)
 
 
