@@ -87,6 +87,22 @@ def test_env_references_expand_and_secrets_stay_secret(
     assert "sk-very-secret" not in policy.model_dump_json()
 
 
+@pytest.mark.parametrize(
+    "secret_line", ["api_key: 123456789", "headers: {x-api-key: 123456789}"]
+)
+def test_an_invalid_secret_is_named_but_never_shown(secret_line: str) -> None:
+    text = openai_policy("http://127.0.0.1:9").replace(
+        "type: openai\n", f"type: openai\n    {secret_line}\n"
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        parse_policy(text)
+
+    assert "providers.upstream." in str(caught.value)
+    assert "<secret>" in str(caught.value)
+    assert "123456789" not in str(caught.value)
+
+
 def test_missing_env_reference_names_the_variable_and_the_key() -> None:
     text = SIMULATED.replace("model: m-small", 'model: "${NOT_SET_ANYWHERE_42}"')
 

@@ -112,7 +112,8 @@ def _describe(exc: ValidationError, source: str) -> str:
             lines.append(f"- {location}: {message}.")
             continue
         if "input" in error and not isinstance(error["input"], dict | list):
-            shown = "<secret>" if "api_key" in location else repr(error["input"])
+            secret = "api_key" in location or ".headers." in location
+            shown = "<secret>" if secret else repr(error["input"])
             lines.append(f"- {location} = {shown}: {message}.")
         else:
             lines.append(f"- {location}: {message}")
