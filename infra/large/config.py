@@ -54,6 +54,8 @@ class NimTier:
     repository: str
     tag: str
     gpus: int
+    cpu: float
+    memory_gi: float
     min_replicas: int
     max_replicas: int
     cache_size_gi: int
@@ -254,6 +256,8 @@ def _parse_nim_tiers(reader: _Reader, policy: RouterPolicy) -> tuple[NimTier, ..
     names = policy.tier_names
     images = _text_map(reader, "nimImages", names)
     gpus = reader.tier_map("nimGpus", names)
+    cpus = reader.tier_map("nimCpu", names)
+    memories = reader.tier_map("nimMemoryGi", names)
     lows = reader.tier_map("nimMinReplicas", names)
     highs = reader.tier_map("nimMaxReplicas", names)
     sizes = reader.tier_map("nimCacheSizeGi", names)
@@ -284,6 +288,8 @@ def _parse_nim_tiers(reader: _Reader, policy: RouterPolicy) -> tuple[NimTier, ..
                 repository=match["repository"],
                 tag=match["tag"],
                 gpus=_whole("nimGpus", tier, gpus[tier]),
+                cpu=cpus[tier],
+                memory_gi=memories[tier],
                 min_replicas=_whole("nimMinReplicas", tier, lows[tier]),
                 max_replicas=_whole("nimMaxReplicas", tier, highs[tier]),
                 cache_size_gi=_whole("nimCacheSizeGi", tier, sizes[tier]),

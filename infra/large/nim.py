@@ -38,6 +38,10 @@ LIVE_PATH = "/v1/health/live"
 # A NIM loads its engine before it is ready; large models take many minutes.
 STARTUP_BUDGET_S = 1800
 SCALE_CPU_PERCENT = 70
+# NIM images run as this user and group (NVIDIA's default); the group owns the
+# model cache volume, so every replica can read what the NIMCache wrote.
+NIM_UID = 1000
+NIM_GID = 2000
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,17 @@ class NimServices(pulumi.ComponentResource):
                 "authSecret": AUTH_SECRET,
                 "storage": {"nimCache": {"name": tier.service, "profile": ""}},
                 "replicas": tier.min_replicas,
-                "resources": {"limits": {GPU_RESOURCE: tier.gpus}},
+                # Requests, so the scheduler packs replicas onto nodes that
+                # hold them and the HPA has a CPU request to measure against.
+                "resources": {
+                    "requests": {
+                        "cpu": f"{tier.cpu:g}",
+                        "memory": f"{tier.memory_gi:g}Gi",
+                    },
+                    "limits": {GPU_RESOURCE: tier.gpus},
+                },
+                "userID": NIM_UID,
+                "groupID": NIM_GID,
                 "expose": {"service": {"type": "ClusterIP", "port": NIM_PORT}},
                 "scale": _scale(tier),
                 "startupProbe": _probe(

@@ -228,7 +228,11 @@ def test_each_in_cluster_tier_gets_the_nim_its_policy_url_names(
             "port": 8000,
         }
         assert spec["resources"]["limits"]["nvidia.com/gpu"] == gpus
+        # The HPA scales on CPU utilisation: without a request it cannot.
+        assert spec["resources"]["requests"] == {"cpu": "2", "memory": "12Gi"}
         assert spec["scale"]["hpa"]["maxReplicas"] == maximum
+        assert spec["userID"] != 0
+        assert spec["groupID"] != 0
         assert spec["authSecret"] == "ngc-api-secret"
         assert spec["image"]["pullSecrets"] == ["ngc-secret"]
         assert spec["storage"]["nimCache"]["name"] == f"nim-{tier}"
