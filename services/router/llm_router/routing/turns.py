@@ -52,8 +52,3 @@ def extract_turn(messages: Sequence[dict[str, Any]]) -> Turn:
         if m.get("role") in ("user", "assistant")
     )
     return Turn(text=text, context=context[-CONTEXT_CHARS:])
-
-
-def is_tool_turn(messages: Sequence[dict[str, Any]]) -> bool:
-    """Whether the request answers a tool call (its last message is a tool result)."""
-    return bool(messages) and messages[-1].get("role") in ("tool", "function")
