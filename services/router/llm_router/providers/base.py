@@ -9,6 +9,8 @@ providers always yield last (Bedrock's comes from its final `metadata` event).
 from __future__ import annotations
 
 import abc
+import datetime
+import email.utils
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,10 +138,17 @@ def error_for_status(
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header given in seconds (dates are ignored)."""
+    """Seconds from a `Retry-After` header, in seconds or as an HTTP date."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
