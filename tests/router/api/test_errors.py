@@ -152,8 +152,8 @@ def _says_what_was_decided(error: openai.APIStatusError) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize("status", [500, 503])
-def test_upstream_5xx_is_a_502_naming_the_upstream_status(
+@pytest.mark.parametrize("status", [500, 503, 401, 403])
+def test_upstream_failure_is_a_502_naming_the_upstream_status(
     tmp_path: Path, status: int, stream: bool
 ) -> None:
     script = UpstreamScript(status=status)
@@ -164,6 +164,8 @@ def test_upstream_5xx_is_a_502_naming_the_upstream_status(
 
     assert error.status_code == 502, error.response.text
     assert f"HTTP {status}" in error.message
+    if status in (401, 403):
+        assert "credentials" in error.message, "an operator's problem, said so"
     _says_what_was_decided(error)
 
 
