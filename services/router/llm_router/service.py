@@ -12,7 +12,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import orjson
+
 from llm_router.cache.base import DecisionCache
+from llm_router.cache.guard import CacheUnavailable
 from llm_router.classifiers.base import Classifier
 from llm_router.classifiers.factory import build_classifier
 from llm_router.errors import ConfigError
@@ -37,6 +40,10 @@ from llm_router.telemetry.records import Recorder, Sink
 
 logger = logging.getLogger(__name__)
 
+# Feedback entries share the decision cache's store; decision keys are hex
+# digests, so this prefix cannot collide with them.
+FEEDBACK_KEY_PREFIX = "feedback:"
+
 
 @dataclass(slots=True)
 class RecentRequest:
@@ -48,12 +55,30 @@ class RecentRequest:
 
 
 class RecentRequests:
-    """Bounded, expiring memory of routed requests, for `/v1/feedback`."""
+    """Bounded, expiring memory of routed requests, for `/v1/feedback`.
 
-    def __init__(self, window_s: int, max_entries: int = 100_000) -> None:
+    With a shared decision cache (Redis or DynamoDB), every request is also
+    written there, in the background, under a key of its own: feedback sent
+    to another replica or Lambda sandbox than the one that routed the request
+    still finds it. A failing store is logged and skipped: feedback then
+    relies on this replica's memory.
+    """
+
+    def __init__(
+        self,
+        window_s: int,
+        max_entries: int = 100_000,
+        *,
+        shared: DecisionCache | None = None,
+    ) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
+        self.shared = shared
         self._entries: OrderedDict[str, RecentRequest] = OrderedDict()
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def remember(self, request_id: str, tier: str, task: str) -> None:
         """Record a routed request."""
@@ -66,16 +91,56 @@ class RecentRequests:
             or next(iter(entries.values())).expires < now
         ):
             entries.popitem(last=False)
+        if self.shared is not None:
+            write = asyncio.get_running_loop().create_task(
+                self._share(request_id, tier, task)
+            )
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def find(self, request_id: str) -> RecentRequest | None:
+    async def find(self, request_id: str) -> RecentRequest | None:
         """The request, if it is known and has not expired."""
         entry = self._entries.get(request_id)
-        if entry is None or entry.expires < time.monotonic():
+        if entry is not None:
+            return entry if entry.expires >= time.monotonic() else None
+        if self.shared is None:
             return None
-        return entry
+        try:
+            stored = await self.shared.get(FEEDBACK_KEY_PREFIX + request_id)
+        except Exception as exc:  # noqa: BLE001 - feedback must not fail on a store
+            self._log_error(exc)
+            return None
+        if stored is None:
+            return None
+        tier, task = orjson.loads(stored)
+        # The store expires the entry itself; it was live a moment ago.
+        return RecentRequest(tier, task, time.monotonic())
+
+    async def drain(self) -> None:
+        """Wait for the writes to the shared store still in flight."""
+        await asyncio.gather(*self._writes)
+
+    async def _share(self, request_id: str, tier: str, task: str) -> None:
+        assert self.shared is not None
+        try:
+            await self.shared.set(
+                FEEDBACK_KEY_PREFIX + request_id,
+                orjson.dumps([tier, task]),
+                self.window_s,
+            )
+        except Exception as exc:  # noqa: BLE001 - routing must not fail on a store
+            self._log_error(exc)
+
+    def _log_error(self, exc: Exception) -> None:
+        # Not counted with the decision lookups: those say how the cache
+        # serves routing. While the guard pauses the store, say it once.
+        assert self.shared is not None
+        log = logger.debug if isinstance(exc, CacheUnavailable) else logger.warning
+        log(
+            "%s store failed for feedback (%s); this replica's memory only",
+            self.shared.backend,
+            type(exc).__name__,
+        )
 
 
 class RouterService:
@@ -107,7 +172,10 @@ class RouterService:
         )
         self._retired: set[Generation] = set()
         self._closers: set[asyncio.Task[None]] = set()
-        self.recent = RecentRequests(settings.feedback_window_s)
+        self.recent = RecentRequests(
+            settings.feedback_window_s,
+            shared=cache if cache is not None and cache.shared else None,
+        )
         self.api_keys = api_keys or load_api_keys(settings, read_secret=False)
         self.limiter = build_limiter(settings, self.metrics)
         self.budgets = build_budgets(settings, self.metrics)
@@ -227,6 +295,7 @@ class RouterService:
         await self.budgets.aclose()
         if self.limiter is not None:
             await self.limiter.aclose()
+        await self.recent.drain()
         if self.router.cache is not None:
             await self.router.cache.aclose()
         await self.router.classifier.aclose()

@@ -222,7 +222,7 @@ def test_feedback_counts_the_tier_that_answered_after_a_budget_downgrade(
     assert counts == {(("tier", "medium"), ("verdict", "ok")): 1.0}
 
 
-def test_feedback_memory_forgets_expired_requests_and_stays_bounded(
+async def test_feedback_memory_forgets_expired_requests_and_stays_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from llm_router import service
@@ -233,7 +233,7 @@ def test_feedback_memory_forgets_expired_requests_and_stays_bounded(
     for i in range(5):
         recent.remember(f"r{i}", "small", "open_qa")
 
-    assert [recent.find(f"r{i}") is not None for i in range(5)] == [
+    assert [await recent.find(f"r{i}") is not None for i in range(5)] == [
         False,
         False,
         True,
@@ -246,6 +246,6 @@ def test_feedback_memory_forgets_expired_requests_and_stays_bounded(
 
     # The expired requests are gone from memory, not only hidden.
     assert len(recent) == 1
-    found = recent.find("late")
+    found = await recent.find("late")
     assert found is not None
     assert found.tier == "large"

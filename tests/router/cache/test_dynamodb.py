@@ -267,3 +267,23 @@ async def test_a_hung_endpoint_costs_one_timeout_then_is_skipped(
 
     assert first_s < 0.5, f"a hung endpoint held the request for {first_s:.3f} s"
     assert second_s < 0.005, f"a skipped table still cost {second_s:.4f} s"
+
+
+async def test_feedback_memory_is_shared_through_the_table(
+    moto_url: str, make_cache: CacheFactory
+) -> None:
+    from llm_router.service import FEEDBACK_KEY_PREFIX, RecentRequests
+
+    # Two processes' feedback memories (two Lambda sandboxes), one table.
+    routed_here = RecentRequests(60, shared=make_cache())
+    asked_there = RecentRequests(60, shared=make_cache())
+
+    routed_here.remember("req-1", "medium", "open_qa")
+    await routed_here.drain()
+    found = await asked_there.find("req-1")
+
+    assert found is not None
+    assert (found.tier, found.task) == ("medium", "open_qa")
+    assert await asked_there.find("req-2") is None
+    item = read_item(moto_url, FEEDBACK_KEY_PREFIX + "req-1")
+    assert 50 <= int(item[TTL_ATTRIBUTE]["N"]) - time.time() <= 60

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import redis.asyncio
@@ -183,3 +184,42 @@ def test_requests_survive_redis_dying_and_the_cache_resumes_when_it_returns(
             assert count_lookups(service, "hit") == 2
     finally:
         server.kill()
+
+
+def test_feedback_reaches_a_replica_that_did_not_route_the_request(
+    redis_server: RedisServer,
+) -> None:
+    overrides = {"cache_backend": "redis", "redis_url": redis_server.url}
+    with (
+        serve_router(**overrides) as (first_url, _first),
+        serve_router(**overrides) as (second_url, second),
+    ):
+        with openai.OpenAI(
+            base_url=first_url + "/v1", api_key="x", max_retries=0
+        ) as sdk:
+            routed = sdk.chat.completions.with_raw_response.create(
+                model="auto", messages=[{"role": "user", "content": PROMPT}]
+            )
+        request_id = routed.headers["x-request-id"]
+        tier = routed.headers["x-router-tier"]
+        body = {"request_id": request_id, "verdict": "too_strong"}
+        # The first replica writes in the background; give it a moment.
+        deadline = time.monotonic() + 2.0
+        while True:
+            reply = httpx.post(second_url + "/v1/feedback", json=body)
+            if reply.status_code != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        unknown = httpx.post(
+            second_url + "/v1/feedback",
+            json={"request_id": "0" * 24, "verdict": "ok"},
+        )
+
+    assert reply.status_code == 200, reply.text
+    assert (
+        second.metrics.registry.get_sample_value(
+            "llm_router_feedback_total", {"tier": tier, "verdict": "too_strong"}
+        )
+        == 1.0
+    )
+    assert unknown.status_code == 404

@@ -61,7 +61,7 @@ async def feedback(body: FeedbackRequest, request: Request) -> JSONResponse:
     if body.task is not None and body.task not in TASKS:
         msg = f"Unknown task {body.task!r}. Known tasks: {', '.join(TASKS)}."
         raise InvalidRequest(msg, param="task", code="invalid_value")
-    known = service.recent.find(body.request_id)
+    known = await service.recent.find(body.request_id)
     if known is None:
         msg = (
             f"Unknown or expired request id {body.request_id!r}. Feedback is "

@@ -28,6 +28,8 @@ class DecisionCache(abc.ABC):
     """A key-value store of serialised classifications with a TTL."""
 
     backend: str = "cache"
+    # Whether other processes see the same entries (Redis, DynamoDB).
+    shared: bool = False
 
     @abc.abstractmethod
     async def get(self, key: str) -> bytes | None:

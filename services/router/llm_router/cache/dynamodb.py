@@ -45,6 +45,7 @@ class DynamoDBCache(DecisionCache):
     """Decisions in a DynamoDB table with a TTL attribute and conditional writes."""
 
     backend = "dynamodb"
+    shared = True
 
     def __init__(
         self,

@@ -35,6 +35,7 @@ class RedisCache(DecisionCache):
     """Decisions in Redis with a TTL; a failing Redis is skipped, never waited on."""
 
     backend = "redis"
+    shared = True
 
     def __init__(self, client: Redis, guard: CacheGuard) -> None:
         self.client = client
