@@ -98,6 +98,7 @@ class UpstreamScript:
     `chunk_delay_s`: in a stream, sleep before each chunk (a slow generation).
     `role_first_s`: in a stream, send a role-only chunk first, then wait this
     long before the first word (what real upstreams do while they think).
+    `tool_call`: answer with a call of tool `search` under this id, no text.
     `failures`: answer `status` this many times, then 200 (None: always `status`).
     """
 
@@ -107,6 +108,7 @@ class UpstreamScript:
     break_after_chunks: int | None = None
     chunk_delay_s: float = 0.0
     role_first_s: float | None = None
+    tool_call: str | None = None
     failures: int | None = None
     content: str = "Hello from the fake upstream."
     prompt_tokens: int = 11
@@ -137,6 +139,8 @@ def fake_openai_upstream(script: UpstreamScript) -> Starlette:
             "total_tokens": script.prompt_tokens + script.completion_tokens,
         }
         base = {"id": "chatcmpl-fake", "created": 1, "model": body["model"]}
+        if script.tool_call is not None:
+            return _tool_call_answer(script.tool_call, base, usage, body)
         if not body.get("stream"):
             return JSONResponse(
                 {
@@ -200,6 +204,43 @@ def fake_openai_upstream(script: UpstreamScript) -> Starlette:
     return Starlette(
         routes=[Route("/v1/chat/completions", completions, methods=["POST"])]
     )
+
+
+def _tool_call_answer(
+    call_id: str, base: dict[str, Any], usage: dict[str, int], body: dict[str, Any]
+) -> Response:
+    """A completion, or a stream, that calls tool `search` instead of answering."""
+    function = {"name": "search", "arguments": "{}"}
+    if not body.get("stream"):
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+        }
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        return JSONResponse(
+            {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        )
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        event = {**base, "object": "chat.completion.chunk", "choices": [choice]}
+        return b"data: " + orjson.dumps(event) + b"\n\n"
+
+    async def events() -> AsyncIterator[bytes]:
+        # As OpenAI streams a call: the id once, then the arguments in pieces.
+        opening = {"index": 0, "id": call_id, "type": "function"}
+        yield chunk(
+            {
+                "role": "assistant",
+                "tool_calls": [{**opening, "function": {**function, "arguments": ""}}],
+            }
+        )
+        yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
+        yield chunk({}, "tool_calls")
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
 
 
 def openai_policy(base_url: str, **tier_extra: Any) -> str:

@@ -40,9 +40,10 @@ from llm_router.telemetry.records import Recorder, Sink
 
 logger = logging.getLogger(__name__)
 
-# Feedback entries share the decision cache's store; decision keys are hex
-# digests, so this prefix cannot collide with them.
+# Feedback and tool-call entries share the decision cache's store; decision
+# keys are hex digests, so these prefixes cannot collide with them.
 FEEDBACK_KEY_PREFIX = "feedback:"
+TOOL_CALL_KEY_PREFIX = "tool-call:"
 
 
 @dataclass(slots=True)
@@ -57,6 +58,9 @@ class RecentRequest:
 class RecentRequests:
     """Bounded, expiring memory of routed requests, for `/v1/feedback`.
 
+    The same memory, under another prefix, maps tool-call ids to the tier
+    that issued them, so the turn carrying a call's result goes back there.
+
     With a shared decision cache (Redis or DynamoDB), every request is also
     written there, in the background, under a key of its own: feedback sent
     to another replica or Lambda sandbox than the one that routed the request
@@ -70,10 +74,12 @@ class RecentRequests:
         max_entries: int = 100_000,
         *,
         shared: DecisionCache | None = None,
+        prefix: str = FEEDBACK_KEY_PREFIX,
     ) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
         self.shared = shared
+        self.prefix = prefix
         self._entries: OrderedDict[str, RecentRequest] = OrderedDict()
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -106,7 +112,7 @@ class RecentRequests:
         if self.shared is None:
             return None
         try:
-            stored = await self.shared.get(FEEDBACK_KEY_PREFIX + request_id)
+            stored = await self.shared.get(self.prefix + request_id)
         except Exception as exc:  # noqa: BLE001 - feedback must not fail on a store
             self._log_error(exc)
             return None
@@ -124,7 +130,7 @@ class RecentRequests:
         assert self.shared is not None
         try:
             await self.shared.set(
-                FEEDBACK_KEY_PREFIX + request_id,
+                self.prefix + request_id,
                 orjson.dumps([tier, task]),
                 self.window_s,
             )
@@ -172,9 +178,10 @@ class RouterService:
         )
         self._retired: set[Generation] = set()
         self._closers: set[asyncio.Task[None]] = set()
-        self.recent = RecentRequests(
-            settings.feedback_window_s,
-            shared=cache if cache is not None and cache.shared else None,
+        shared = cache if cache is not None and cache.shared else None
+        self.recent = RecentRequests(settings.feedback_window_s, shared=shared)
+        self.tool_calls = RecentRequests(
+            settings.feedback_window_s, shared=shared, prefix=TOOL_CALL_KEY_PREFIX
         )
         self.api_keys = api_keys or load_api_keys(settings, read_secret=False)
         self.limiter = build_limiter(settings, self.metrics)
@@ -296,6 +303,7 @@ class RouterService:
         if self.limiter is not None:
             await self.limiter.aclose()
         await self.recent.drain()
+        await self.tool_calls.drain()
         if self.router.cache is not None:
             await self.router.cache.aclose()
         await self.router.classifier.aclose()

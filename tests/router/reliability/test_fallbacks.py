@@ -370,3 +370,54 @@ def test_circuit_opens_after_repeated_failures_and_a_probe_closes_it(
     assert circuit_open == 1
     assert probe.headers["x-router-tier"] == "large", "the half-open probe succeeded"
     assert closed == 0
+
+
+DESIGN = (
+    "Design a distributed key-value store that tolerates network partitions, "
+    "replicates data across regions and scales to millions of users. "
+    "Discuss consensus, consistency trade-offs and failure handling."
+)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_result_goes_back_to_the_tier_that_issued_the_call(
+    tmp_path: Path,
+    upstreams: tuple[str, str],
+    bad: UpstreamScript,
+    good: UpstreamScript,
+    stream: bool,
+) -> None:
+    # large is down, so medium answers the design question, with a tool call.
+    bad.status = 500
+    good.tool_call = "call_7"
+    policy = two_upstream_policy(*upstreams)
+    first = [{"role": "user", "content": DESIGN}]
+    with start_router(tmp_path, policy, retries_per_tier=0) as (url, _service):
+        issued = chat(url, model="auto", messages=first, stream=stream)
+        # large is back; the classifier would send the turn there again.
+        bad.status = 200
+        answer = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_7",
+                    "type": "function",
+                    "function": {"name": "search", "arguments": "{}"},
+                }
+            ],
+        }
+        result = {"role": "tool", "tool_call_id": "call_7", "content": "3 results"}
+        follow_up = chat(url, model="auto", messages=[*first, answer, result])
+        unknown = chat(
+            url,
+            model="auto",
+            messages=[*first, answer, {**result, "tool_call_id": "call_never"}],
+        )
+
+    assert issued.headers["x-router-routed-tier"] == "large"
+    assert issued.headers["x-router-tier"] == "medium"
+    if stream:
+        assert '"id":"call_7"' in issued.text
+    assert follow_up.headers["x-router-tier"] == "medium", follow_up.headers
+    assert unknown.headers["x-router-tier"] == "large", "no record: classified"

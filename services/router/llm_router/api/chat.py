@@ -52,7 +52,11 @@ async def chat_completions(request: Request) -> Response:
             await service.limiter.admit(key_id)
         body = await read_json_body(request, service.settings.max_body_bytes)
         chat = validate_chat(body, service)
-        decision = await generation.router.decide(body["messages"], chat.model)
+        decision = await generation.router.decide(
+            body["messages"],
+            chat.model,
+            issued_by=await _tool_call_tier(service, body["messages"]),
+        )
         _describe_decision(rec, decision)
         tier = decision.tier
         if generation.has_budgets:
@@ -168,6 +172,9 @@ async def _complete(
     _answered_by(generation, rec, headers, call)
     answer = completion.body
     answer["model"] = call.config.model
+    for choice in answer.get("choices") or ():
+        message = choice.get("message") or {}
+        _remember_tool_calls(service, message, call.tier, rec.task)
     _account(service, rec, call, completion.usage)
     return Response(orjson.dumps(answer), media_type=_JSON, headers=headers)
 
@@ -217,6 +224,9 @@ async def _stream(
             while chunk is not None:
                 if rec.ttft_ms is None and _carries_tokens(chunk):
                     rec.ttft_ms = (time.perf_counter() - started) * 1000
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    _remember_tool_calls(service, delta, call.tier, rec.task)
                 if chunk.get("usage"):
                     usage = Usage.from_openai(chunk["usage"])
                     if not include_usage:
@@ -286,6 +296,29 @@ def _account(
     if rec.ttft_ms is not None:
         rec.ttft_ms = round(rec.ttft_ms, 3)
     service.recorder.record(rec)
+
+
+async def _tool_call_tier(service: RouterService, messages: list[JSON]) -> str | None:
+    """The tier that issued the tool call a request's last message answers."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "tool":
+        return None
+    call_id = last.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        return None
+    issued = await service.tool_calls.find(call_id)
+    return issued.tier if issued is not None else None
+
+
+def _remember_tool_calls(
+    service: RouterService, message: JSON, tier: str, task: str
+) -> None:
+    """Note which tier issued each tool call in a message or stream delta."""
+    for tool_call in message.get("tool_calls") or ():
+        # In a stream only a call's first delta carries its id.
+        call_id = tool_call.get("id") if isinstance(tool_call, dict) else None
+        if isinstance(call_id, str) and call_id:
+            service.tool_calls.remember(call_id, tier, task)
 
 
 def _carries_tokens(chunk: JSON) -> bool:

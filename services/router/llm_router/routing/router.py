@@ -66,9 +66,18 @@ class Router:
         raise NotFound(msg, param="model", code="model_not_found")
 
     async def decide(
-        self, messages: Sequence[dict[str, Any]], requested: str = AUTO
+        self,
+        messages: Sequence[dict[str, Any]],
+        requested: str = AUTO,
+        *,
+        issued_by: str | None = None,
     ) -> Decision:
-        """Classify the latest turn and choose its tier."""
+        """Classify the latest turn and choose its tier.
+
+        `issued_by` is the tier that answered with the tool call this turn
+        carries the result of: an `auto` request goes back to it while the
+        policy still has it.
+        """
         started = time.perf_counter()
         forced = self.resolve_model(requested)
         turn = extract_turn(messages)
@@ -77,6 +86,9 @@ class Router:
         policy = self.policy
         if forced is not None:
             tier, reason = forced, f"model {requested!r} forces tier {forced}"
+        elif issued_by is not None and issued_by in policy.tiers:
+            tier = issued_by
+            reason = f"tool result: back to tier {tier}, which issued the call"
         else:
             tier, reason = choose_tier(policy, result)
         elapsed_ms = (time.perf_counter() - started) * 1000
