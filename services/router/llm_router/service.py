@@ -118,9 +118,13 @@ class RecentRequests:
             return None
         if stored is None:
             return None
-        tier, task = orjson.loads(stored)
+        try:
+            tier, task = orjson.loads(stored)
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            logger.warning("%s store holds an unreadable entry", self.shared.backend)
+            return None
         # The store expires the entry itself; it was live a moment ago.
-        return RecentRequest(tier, task, time.monotonic())
+        return RecentRequest(str(tier), str(task), time.monotonic())
 
     async def drain(self) -> None:
         """Wait for the writes to the shared store still in flight."""
@@ -143,8 +147,9 @@ class RecentRequests:
         assert self.shared is not None
         log = logger.debug if isinstance(exc, CacheUnavailable) else logger.warning
         log(
-            "%s store failed for feedback (%s); this replica's memory only",
+            "%s store failed for %s entries (%s); this replica's memory only",
             self.shared.backend,
+            self.prefix.rstrip(":"),
             type(exc).__name__,
         )
 
