@@ -103,9 +103,9 @@ def parse_router_policy(
 
     With `region`, `${AWS_REGION}` and `${AWS_DEFAULT_REGION}` expand to it.
     """
-    environ = dict(os.environ)
+    environ = None
     if region is not None:
-        environ |= {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+        environ = {**os.environ, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
     policy = parse_policy(text, source=source, environ=environ)
     router_policy = RouterPolicy(text=text, source=source, policy=policy)
     for tier in router_policy.bedrock_tiers:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,15 +94,6 @@ class LearnedModel:
                 embedder = StaticEmbedder(arrays["tokens"].tolist(), arrays["vectors"])
         scale = float(meta["config"].get("embedding_scale", 1.0))
         return cls(vectorizer, embedder, sparse, dense, bias, scale)
-
-    def predict(
-        self, turns: Sequence[Turn]
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Task probabilities (rows x 12, TASKS order) and complexity per turn."""
-        results = [self.predict_one(turn) for turn in turns]
-        probabilities = np.asarray([p for p, _ in results], dtype=np.float64)
-        complexity = np.asarray([c for _, c in results], dtype=np.float64)
-        return probabilities.reshape(len(turns), len(TASKS)), complexity
 
     def predict_one(self, turn: Turn) -> tuple[list[float], float]:
         """Task probabilities (TASKS order) and complexity of one turn."""
