@@ -9,6 +9,7 @@ instead of silently returning nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import inspect
@@ -221,6 +222,18 @@ class _RecordingMonitor(MockMonitor):
         return response
 
 
+def _ensure_event_loop() -> None:
+    """Give this thread an event loop if it has none.
+
+    The Pulumi SDK's mocks run on the thread's current loop, and `asyncio.run`
+    (an async caller or test before this one) leaves the thread without one.
+    """
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_program(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
@@ -242,6 +255,7 @@ def run_program(
         # A required credential no stack file may hold in clear text.
         if not raw.get(f"{project}:{key}"):
             raw[f"{project}:{key}"] = placeholder
+    _ensure_event_loop()
     mocks = KitMocks(region=raw.get("aws:region", "us-east-1"))
     if record is not None:
         mocks.resources = record
